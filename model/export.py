@@ -22,6 +22,7 @@ METADATA_FILE = "model.json"
 TORCHSCRIPT_FILE = "model.ts"
 ONNX_FILE = "model.onnx"
 RUNTIMES = ("torchscript", "onnx")
+
 CPU_PREFERRED_RUNTIME = "onnx"
 
 log = logging.getLogger(__name__)
@@ -112,50 +113,71 @@ def verify_file(model_dir: Path, name: str, metadata: dict[str, Any]) -> Path:
     return path
 
 
-class Embedder:
-    """Turns person crops into L2-normalised float32 embeddings with an exported model."""
+def open_onnx_session(path: Path, device: torch.device):
+    """An ONNX Runtime session on CUDA when asked and available, CPU otherwise."""
+    import onnxruntime
 
-    def __init__(self, model_dir: Path, metadata: dict[str, Any], device: torch.device, runtime: str) -> None:
-        self.model_dir = model_dir
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    providers = ["CUDAExecutionProvider"] if device.type == "cuda" else []
+    return onnxruntime.InferenceSession(str(path), options, providers=[*providers, "CPUExecutionProvider"])
+
+
+def open_torchscript(path: Path, device: torch.device) -> torch.jit.ScriptModule:
+    """A frozen TorchScript module on ``device``, half precision on CUDA."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", JIT_DEPRECATION, FutureWarning)
+        module = torch.jit.load(str(path), map_location=device).eval()
+        if device.type == "cuda":
+            module = module.half()
+        return torch.jit.freeze(module)
+
+
+def export_metadata_for(net: ReIDNet, version: str) -> dict[str, Any]:
+    """Metadata of an in-memory network, shaped like an export's ``model.json``."""
+    return {
+        "format": EXPORT_FORMAT,
+        "architecture": net.config.to_dict(),
+        "input_size": list(net.input_size),
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+        "feature_dim": net.feature_dim,
+        "files": {},
+        "version": version,
+        "provenance": {},
+    }
+
+
+class Embedder:
+    """Turns person crops into L2-normalised float32 embeddings (ONNX Runtime or a torch module)."""
+
+    def __init__(self, metadata: dict[str, Any], device: torch.device, runtime: str, backend: Any) -> None:
         self.metadata = metadata
         self.device = device
         self.runtime = runtime
         self.input_size: tuple[int, int] = tuple(metadata["input_size"])
         self.dim: int = int(metadata["feature_dim"])
-        self.version: str = metadata["files"][TORCHSCRIPT_FILE][:12]
-        self.half = device.type == "cuda"
-        if runtime == "onnx":
-            self._session = self._open_onnx(verify_file(model_dir, ONNX_FILE, metadata))
-        else:
-            self._module = self._open_torchscript(verify_file(model_dir, TORCHSCRIPT_FILE, metadata))
+        self.version: str = metadata.get("version") or metadata["files"][TORCHSCRIPT_FILE][:12]
+        self.half = device.type == "cuda" and runtime != "onnx"
+        self._backend = backend
 
-    def _open_onnx(self, path: Path):
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        providers = ["CUDAExecutionProvider"] if self.device.type == "cuda" else []
-        return onnxruntime.InferenceSession(
-            str(path), options, providers=providers + ["CPUExecutionProvider"]
-        )
-
-    def _open_torchscript(self, path: Path) -> torch.jit.ScriptModule:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", JIT_DEPRECATION, FutureWarning)
-            module = torch.jit.load(str(path), map_location=self.device).eval()
-            if self.half:
-                module = module.half()
-            return torch.jit.freeze(module)
+    @classmethod
+    def from_network(cls, net: ReIDNet, device: str = "auto", version: str = "untrained") -> Embedder:
+        """Embed with an in-memory network, no export needed (eager PyTorch)."""
+        torch_device = resolve_device(device)
+        module = EmbeddingNet(net).to(torch_device).eval()
+        if torch_device.type == "cuda":
+            module = module.half()
+        return cls(export_metadata_for(net, version), torch_device, "eager", module)
 
     def embed_tensor(self, batch: torch.Tensor) -> np.ndarray:
         """Embed an already normalised (N, 3, H, W) batch."""
         if self.runtime == "onnx":
-            output = self._session.run(None, {"images": batch.float().cpu().numpy()})[0]
+            output = self._backend.run(None, {"images": batch.float().cpu().numpy()})[0]
             return np.ascontiguousarray(output, dtype=np.float32)
         with torch.inference_mode():
             inputs = batch.to(self.device, dtype=torch.float16 if self.half else torch.float32)
-            output = self._module(inputs).float()
-            output = torch.nn.functional.normalize(output, dim=1)
+            output = torch.nn.functional.normalize(self._backend(inputs).float(), dim=1)
         return output.cpu().numpy()
 
     def embed(self, images: Sequence[ImageSource]) -> np.ndarray:
@@ -179,6 +201,10 @@ def load_embedder(model_dir: str | Path, device: str = "auto", runtime: str = "a
         runtime = "torchscript" if torch_device.type == "cuda" else CPU_PREFERRED_RUNTIME
     if runtime not in RUNTIMES:
         raise ExportError(f"unknown runtime {runtime!r}; choose auto, {' or '.join(RUNTIMES)}")
-    embedder = Embedder(model_dir, metadata, torch_device, runtime)
+    if runtime == "onnx":
+        backend = open_onnx_session(verify_file(model_dir, ONNX_FILE, metadata), torch_device)
+    else:
+        backend = open_torchscript(verify_file(model_dir, TORCHSCRIPT_FILE, metadata), torch_device)
+    embedder = Embedder(metadata, torch_device, runtime, backend)
     log.info("loaded %s model %s on %s", runtime, embedder.version, torch_device)
     return embedder

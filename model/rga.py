@@ -34,17 +34,34 @@ def attention_head(in_channels: int, down_ratio: int) -> nn.Sequential:
     )
 
 
-def factored_relation_conv(theta: torch.Tensor, phi: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def fold_batchnorm(weight: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fold an eval-mode BatchNorm into the (O, I) weight before it: (weight, bias)."""
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    return weight * scale[:, None], bn.bias - bn.running_mean * scale
+
+
+def batchnorm_3d(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """Apply a BatchNorm2d to a (B, C, P) tensor."""
+    return bn(x.unsqueeze(-1)).squeeze(-1)
+
+
+def factored_relation_conv(
+    theta_phi: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """Apply a 1x1 conv over the stacked relation map ``[R[p,:], R[:,p]]`` without building R.
 
-    theta, phi: (B, d, P); weight: (O, 2P) for the 2P relation channels. Returns (B, O, P).
+    theta_phi: (B, 2d, P), theta stacked over phi; weight: (O, 2P); bias: (O,). Returns (B, O, P).
     """
-    positions = theta.shape[2]
-    row_weight = weight[:, :positions]
-    col_weight = weight[:, positions:]
-    projected = torch.cat((torch.matmul(phi, row_weight.t()), torch.matmul(theta, col_weight.t())), dim=1)
-    stacked = torch.cat((theta, phi), dim=1).transpose(1, 2)
-    return torch.bmm(stacked, projected).transpose(1, 2)
+    d = theta_phi.shape[1] // 2
+    positions = theta_phi.shape[2]
+    theta, phi = theta_phi[:, :d], theta_phi[:, d:]
+    projected = torch.cat(
+        (torch.matmul(phi, weight[:, :positions].t()), torch.matmul(theta, weight[:, positions:].t())), dim=1
+    )
+    stacked = theta_phi.transpose(1, 2)
+    if bias is None:
+        return torch.bmm(stacked, projected).transpose(1, 2)
+    return torch.baddbmm(bias.view(1, 1, -1), stacked, projected).transpose(1, 2)
 
 
 class RGAModule(nn.Module):
@@ -92,48 +109,66 @@ class RGAModule(nn.Module):
             self.theta_channel = conv_bn_relu(in_spatial, self.inter_spatial)
             self.phi_channel = conv_bn_relu(in_spatial, self.inter_spatial)
 
-    @staticmethod
-    def embed_shared_input(inputs: torch.Tensor, blocks: list[nn.Sequential]) -> list[torch.Tensor]:
-        """Apply several conv-BN-ReLU blocks to one (B, in, P) input as a single matmul."""
-        weight = torch.cat([block[0].weight.flatten(1) for block in blocks])
-        projected = torch.matmul(weight, inputs)
-        sizes = [block[0].out_channels for block in blocks]
-        return [
-            block[2](block[1](part.unsqueeze(-1))).squeeze(-1)
-            for block, part in zip(blocks, projected.split(sizes, dim=1), strict=True)
-        ]
+    def embed_shared_input(self, inputs: torch.Tensor, blocks: list[nn.Sequential]) -> torch.Tensor:
+        """Apply conv-BN-ReLU blocks sharing one (B, I, P) input as one matmul: (B, sum of outs, P)."""
+        weights = [block[0].weight.flatten(1) for block in blocks]
+        if self.training:
+            projected = torch.matmul(torch.cat(weights), inputs)
+            parts = projected.split([w.shape[0] for w in weights], dim=1)
+            return torch.relu(
+                torch.cat([batchnorm_3d(b[1], p) for b, p in zip(blocks, parts, strict=True)], 1)
+            )
+        folded = [fold_batchnorm(w, block[1]) for w, block in zip(weights, blocks, strict=True)]
+        weight = torch.cat([w for w, _ in folded]).expand(inputs.shape[0], -1, -1)
+        bias = torch.cat([b for _, b in folded]).view(1, -1, 1)
+        return torch.baddbmm(bias, weight, inputs).relu_()
 
-    def relation_embedding(self, theta: torch.Tensor, phi: torch.Tensor, gg: nn.Sequential) -> torch.Tensor:
-        """Embed the bidirectional relation map of (B, d, P) embeddings: (B, d_out, P)."""
-        out = factored_relation_conv(theta, phi, gg[0].weight.flatten(1))
-        return gg[2](gg[1](out.unsqueeze(-1))).squeeze(-1)
+    def relation_embedding(self, theta_phi: torch.Tensor, gg: nn.Sequential) -> torch.Tensor:
+        """Embed the bidirectional relation map of stacked (B, 2d, P) embeddings: (B, d_out, P)."""
+        weight = gg[0].weight.flatten(1)
+        if self.training:
+            return torch.relu(batchnorm_3d(gg[1], factored_relation_conv(theta_phi, weight)))
+        return factored_relation_conv(theta_phi, *fold_batchnorm(weight, gg[1])).relu_()
 
-    @staticmethod
-    def attention_logits(head: nn.Sequential, unary: torch.Tensor, relation: torch.Tensor) -> torch.Tensor:
+    def attention_logits(
+        self, head: nn.Sequential, unary: torch.Tensor, relation: torch.Tensor
+    ) -> torch.Tensor:
         """Run the attention head on ``[unary, relation]`` without concatenating them: (B, 1, P)."""
-        first = head[0].weight.flatten(1)
-        hidden = torch.matmul(first[:, 1:], relation) + first[:, :1].unsqueeze(0) * unary
-        hidden = head[2](head[1](hidden.unsqueeze(-1))).squeeze(-1)
-        return head[4](torch.matmul(head[3].weight.flatten(1), hidden).unsqueeze(-1)).squeeze(-1)
+        first, second = head[0].weight.flatten(1), head[3].weight.flatten(1)
+        if self.training:
+            hidden = torch.matmul(first[:, 1:], relation) + first[:, :1].unsqueeze(0) * unary
+            hidden = torch.relu(batchnorm_3d(head[1], hidden))
+            return batchnorm_3d(head[4], torch.matmul(second, hidden))
+        first, first_bias = fold_batchnorm(first, head[1])
+        second, second_bias = fold_batchnorm(second, head[4])
+        unary_term = first_bias.view(1, -1, 1) + first[:, :1].unsqueeze(0) * unary
+        hidden = torch.baddbmm(unary_term, first[:, 1:].expand(relation.shape[0], -1, -1), relation).relu_()
+        return torch.matmul(second, hidden) + second_bias.view(1, -1, 1)
 
     def spatial_attention(self, x: torch.Tensor) -> torch.Tensor:
         """Spatial attention map in (0, 1): (B, 1, H, W)."""
         b, _, h, w = x.shape
-        theta, phi, unary = self.embed_shared_input(
+        embedded = self.embed_shared_input(
             x.flatten(2), [self.theta_spatial, self.phi_spatial, self.gx_spatial]
         )
-        relation = self.relation_embedding(theta, phi, self.gg_spatial)
-        logits = self.attention_logits(self.W_spatial, unary.mean(dim=1, keepdim=True), relation)
+        d = self.inter_channel
+        relation = self.relation_embedding(embedded[:, : 2 * d], self.gg_spatial)
+        logits = self.attention_logits(
+            self.W_spatial, embedded[:, 2 * d :].mean(dim=1, keepdim=True), relation
+        )
         return torch.sigmoid(logits).view(b, 1, h, w)
 
     def channel_attention(self, x: torch.Tensor) -> torch.Tensor:
         """Channel attention in (0, 1): (B, C, 1, 1); channels play the role of positions."""
         b, c, _, _ = x.shape
-        theta, phi, unary = self.embed_shared_input(
+        embedded = self.embed_shared_input(
             x.flatten(2).transpose(1, 2), [self.theta_channel, self.phi_channel, self.gx_channel]
         )
-        relation = self.relation_embedding(theta, phi, self.gg_channel)
-        logits = self.attention_logits(self.W_channel, unary.mean(dim=1, keepdim=True), relation)
+        d = self.inter_spatial
+        relation = self.relation_embedding(embedded[:, : 2 * d], self.gg_channel)
+        logits = self.attention_logits(
+            self.W_channel, embedded[:, 2 * d :].mean(dim=1, keepdim=True), relation
+        )
         return torch.sigmoid(logits).view(b, c, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

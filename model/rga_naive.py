@@ -17,8 +17,9 @@ from model.rga import RGAModule
 class MaterializedRGAModule(RGAModule):
     """RGA module that builds the relation map explicitly (slow, memory-hungry reference)."""
 
-    def relation_embedding(self, theta: torch.Tensor, phi: torch.Tensor, gg: nn.Sequential) -> torch.Tensor:
-        b, _, p = theta.shape
+    def relation_embedding(self, theta_phi: torch.Tensor, gg: nn.Sequential) -> torch.Tensor:
+        b, two_d, p = theta_phi.shape
+        theta, phi = theta_phi[:, : two_d // 2], theta_phi[:, two_d // 2 :]
         relation = torch.bmm(theta.transpose(1, 2), phi)
         stacked = torch.cat((relation.transpose(1, 2), relation), dim=1).view(b, 2 * p, p, 1)
         return gg(stacked).squeeze(-1)

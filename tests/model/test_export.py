@@ -9,7 +9,7 @@ import torch
 from helpers import randomize_batchnorm
 from PIL import Image
 
-from model import ExportError, build_model, export_model, load_embedder, preprocess
+from model import Embedder, ExportError, build_model, export_model, load_embedder, preprocess
 
 SMALL = (64, 32)
 
@@ -98,3 +98,11 @@ def test_unknown_runtime_is_refused(exported):
     _, out = exported
     with pytest.raises(ExportError, match="unknown runtime 'tensorrt'"):
         load_embedder(out, runtime="tensorrt")
+
+
+def test_an_in_memory_network_embeds_like_the_export(exported, crops):
+    net, out = exported
+
+    eager = Embedder.from_network(net, device="cpu", version="untrained")
+    assert eager.version == "untrained" and eager.dim == 512
+    assert np.abs(eager.embed(crops) - load_embedder(out, runtime="onnx").embed(crops)).max() < 1e-4
