@@ -34,16 +34,20 @@ def count_flops(module: torch.nn.Module) -> float:
     return float(counter.get_total_flops())
 
 
-def images_per_second(run: Callable[[torch.Tensor], object], batch: int, repeats: int) -> float:
-    """Median images/s of ``repeats`` timed calls after one warm-up call."""
+def images_per_second(run: Callable[[torch.Tensor], object], batch: int, repeats: int) -> tuple[float, float]:
+    """Median images per wall second and per CPU second of ``repeats`` calls after a warm-up call.
+
+    The CPU-second figure counts the work of all threads, so it holds up on a shared machine.
+    """
     x = torch.randn(batch, 3, *INPUT_SIZE)
     run(x)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
         run(x)
-        times.append(time.perf_counter() - start)
-    return batch / statistics.median(times)
+        wall.append(time.perf_counter() - start_wall)
+        cpu.append(time.process_time() - start_cpu)
+    return batch / statistics.median(wall), batch / statistics.median(cpu)
 
 
 def activation_bytes(net: torch.nn.Module, batch: int) -> int:
@@ -138,9 +142,16 @@ def main() -> None:
             for (name, runtime), run in runners.items():
                 if "naive" in name and batch > 8 and args.quick:
                     continue
-                rate = images_per_second(run, batch, repeats if batch > 1 else 5 * repeats)
+                rate, cpu_rate = images_per_second(run, batch, repeats if batch > 1 else 5 * repeats)
                 rows.append(
-                    {"model": name, "runtime": runtime, "device": "cpu", "batch": batch, "images_per_s": rate}
+                    {
+                        "model": name,
+                        "runtime": runtime,
+                        "device": "cpu",
+                        "batch": batch,
+                        "images_per_s": rate,
+                        "images_per_cpu_s": cpu_rate,
+                    }
                 )
                 print(f"  {name:28s} {runtime:12s} batch {batch:3d}: {rate:7.2f} img/s", flush=True)
 
@@ -155,7 +166,7 @@ def main() -> None:
     if torch.cuda.is_available():
         for name, net in models.items():
             for batch in (1, 32, 128):
-                rate = images_per_second(eager_runner(net, torch.device("cuda"), half=True), batch, 10)
+                rate, _ = images_per_second(eager_runner(net, torch.device("cuda"), half=True), batch, 10)
                 rows.append(
                     {
                         "model": name,
@@ -173,7 +184,7 @@ def main() -> None:
         memory = info["train_activation_mib_batch64"]
         print(
             f"{name:28s} {info['parameters']:11,d} {info['gflops_per_image']:7.2f} "
-            f"{memory if memory is None else round(memory):>11}"
+            f"{'-' if memory is None else round(memory):>11}"
         )
     print(f"\n{'model':28s} {'runtime':12s} {'device':6s} {'batch':>5s} {'img/s':>8s} {'vs plain':>8s}")
     plain_rates = {

@@ -109,19 +109,32 @@ class RGAModule(nn.Module):
             self.theta_channel = conv_bn_relu(in_spatial, self.inter_spatial)
             self.phi_channel = conv_bn_relu(in_spatial, self.inter_spatial)
 
-    def embed_shared_input(self, inputs: torch.Tensor, blocks: list[nn.Sequential]) -> torch.Tensor:
-        """Apply conv-BN-ReLU blocks sharing one (B, I, P) input as one matmul: (B, sum of outs, P)."""
+    def embed_shared_input(
+        self, inputs: torch.Tensor, blocks: list[nn.Sequential], position_major: bool = False
+    ) -> torch.Tensor:
+        """Apply conv-BN-ReLU blocks sharing one input as one matmul: (B, sum of outs, P).
+
+        ``inputs`` is (B, I, P), or (B, P, I) when ``position_major`` (then one large GEMM suffices).
+        """
         weights = [block[0].weight.flatten(1) for block in blocks]
         if self.training:
-            projected = torch.matmul(torch.cat(weights), inputs)
+            projected = self._project(inputs, torch.cat(weights), position_major)
             parts = projected.split([w.shape[0] for w in weights], dim=1)
             return torch.relu(
                 torch.cat([batchnorm_3d(b[1], p) for b, p in zip(blocks, parts, strict=True)], 1)
             )
         folded = [fold_batchnorm(w, block[1]) for w, block in zip(weights, blocks, strict=True)]
-        weight = torch.cat([w for w, _ in folded]).expand(inputs.shape[0], -1, -1)
-        bias = torch.cat([b for _, b in folded]).view(1, -1, 1)
-        return torch.baddbmm(bias, weight, inputs).relu_()
+        weight = torch.cat([w for w, _ in folded])
+        bias = torch.cat([b for _, b in folded])
+        if position_major:
+            return torch.matmul(inputs, weight.t()).add_(bias).relu_().transpose(1, 2)
+        return torch.matmul(weight, inputs).add_(bias.view(1, -1, 1)).relu_()
+
+    @staticmethod
+    def _project(inputs: torch.Tensor, weight: torch.Tensor, position_major: bool) -> torch.Tensor:
+        if position_major:
+            return torch.matmul(inputs, weight.t()).transpose(1, 2)
+        return torch.matmul(weight, inputs)
 
     def relation_embedding(self, theta_phi: torch.Tensor, gg: nn.Sequential) -> torch.Tensor:
         """Embed the bidirectional relation map of stacked (B, 2d, P) embeddings: (B, d_out, P)."""
@@ -142,7 +155,7 @@ class RGAModule(nn.Module):
         first, first_bias = fold_batchnorm(first, head[1])
         second, second_bias = fold_batchnorm(second, head[4])
         unary_term = first_bias.view(1, -1, 1) + first[:, :1].unsqueeze(0) * unary
-        hidden = torch.baddbmm(unary_term, first[:, 1:].expand(relation.shape[0], -1, -1), relation).relu_()
+        hidden = torch.matmul(first[:, 1:], relation).add_(unary_term).relu_()
         return torch.matmul(second, hidden) + second_bias.view(1, -1, 1)
 
     def spatial_attention(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,7 +175,7 @@ class RGAModule(nn.Module):
         """Channel attention in (0, 1): (B, C, 1, 1); channels play the role of positions."""
         b, c, _, _ = x.shape
         embedded = self.embed_shared_input(
-            x.flatten(2).transpose(1, 2), [self.theta_channel, self.phi_channel, self.gx_channel]
+            x.flatten(2), [self.theta_channel, self.phi_channel, self.gx_channel], position_major=True
         )
         d = self.inter_spatial
         relation = self.relation_embedding(embedded[:, : 2 * d], self.gg_channel)
