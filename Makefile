@@ -22,10 +22,12 @@ test: setup lint
 bench: setup
 	$(BIN)/python bench/model_throughput.py
 	$(BIN)/python bench/eval_speed.py
+	$(BIN)/python bench/index_search.py --quick
+	$(BIN)/python bench/service_load.py
+	$(BIN)/python bench/milvus_vs_faiss.py
 
 serve: setup
-	@echo "The retail service is not built yet (issue 5); see README.md for training and export." >&2
-	@exit 2
+	$(BIN)/reid-admin demo && $(BIN)/reid-serve
 
 clean:
 	rm -rf $(VENV) build *.egg-info

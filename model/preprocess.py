@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -49,6 +49,8 @@ def _decode_bytes(data: bytes, name: str) -> np.ndarray:
                 return np.asarray(img.convert("RGB"), dtype=np.uint8)
     except ImageDecodeError:
         raise
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError(f"{name}: cannot decode image (not a JPEG, PNG or BMP file)") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(f"{name}: image too large to decode safely ({exc})") from exc
     except (OSError, ValueError, SyntaxError) as exc:

@@ -1,0 +1,61 @@
+"""``POST /match``: find a person across the store from one photo."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import StateDep, StoreDep, find_in_store
+from service.api.uploads import read_images
+from service.matching import MatchQuery, find_matches
+from service.models import Zone
+from service.schemas import LastSeenOut, MatchesOut, MatchOut
+from service.timeparse import TimeParseError, parse_timestamp, to_ms
+
+router = APIRouter(tags=["matching"])
+
+
+def _ms(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return to_ms(parse_timestamp(value, name))
+    except TimeParseError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+@router.post("/match", response_model=MatchesOut)
+async def match(
+    state: StateDep,
+    store: StoreDep,
+    image: Annotated[UploadFile, File()],
+    top_k: Annotated[int, Form(ge=1)] = 10,
+    since: Annotated[str | None, Form()] = None,
+    until: Annotated[str | None, Form()] = None,
+    zone_id: Annotated[int | None, Form()] = None,
+    min_similarity: Annotated[float, Form(ge=-1.0, le=1.0)] = -1.0,
+) -> MatchesOut:
+    """Sightings most similar to the photo (optionally within [since, until) and one zone), best first."""
+    if top_k > state.settings.max_top_k:
+        raise HTTPException(422, f"top_k must be at most {state.settings.max_top_k}")
+    since_ms, until_ms = _ms(since, "since"), _ms(until, "until")
+    if since_ms is not None and until_ms is not None and since_ms >= until_ms:
+        raise HTTPException(422, "since must be before until")
+    if zone_id is not None:
+        await run_in_threadpool(find_in_store, state, Zone, zone_id, store)
+    arrays = await read_images(state, [image], field="image")
+    vector = (await state.batcher.embed(arrays))[0]
+    query = MatchQuery(store.id, vector, top_k, since_ms, until_ms, zone_id, min_similarity)
+
+    def run() -> tuple[list[dict], list[dict]]:
+        with state.sessions() as search_session:
+            return find_matches(search_session, state.sync, query)
+
+    matches, visitors = await run_in_threadpool(run)
+    return MatchesOut(
+        model=state.model_version,
+        matches=[MatchOut(**m) for m in matches],
+        visitors=[LastSeenOut(**v) for v in visitors],
+    )

@@ -1,0 +1,197 @@
+"""Command-line entry points: ``reid-serve`` (uvicorn) and ``reid-admin`` (migrate, stores, keys, indexes)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from pydantic import SecretStr
+from sqlalchemy import delete, select
+
+from service import admin_ops
+from service.core.config import Settings, get_settings
+from service.db import make_engine, make_session_factory, migrate, session_scope
+from service.models import Sighting, Store, Visitor
+
+DEMO_STORE = "Demo store"
+DEMO_LAYOUT = {
+    "entrance": ["entrance-cam"],
+    "aisles": ["aisle-cam-1", "aisle-cam-2"],
+    "checkout": ["till-cam"],
+}
+log = logging.getLogger("service.cli")
+
+
+def serve(argv: list[str] | None = None) -> None:
+    """Run the API with uvicorn on the configured host and port."""
+    import uvicorn
+
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="reid-serve", description="Serve the re-id retail API.")
+    parser.add_argument("--host", default=settings.host)
+    parser.add_argument("--port", type=int, default=settings.port)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = _with_admin_key(settings)
+    from service.main import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+
+
+def _with_admin_key(settings: Settings) -> Settings:
+    """Use the admin key from ``admin_key_file`` when ``REID_ADMIN_KEY`` is unset."""
+    if settings.admin_key is None and settings.admin_key_file.is_file():
+        key = settings.admin_key_file.read_text().strip()
+        return settings.model_copy(update={"admin_key": SecretStr(key)})
+    return settings
+
+
+def _sessions(settings: Settings):
+    return make_session_factory(make_engine(settings.database_url))
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    """Upgrade the schema to the latest revision."""
+    migrate(settings.database_url)
+    print(f"database at {settings.database_url} is up to date")
+    return 0
+
+
+def cmd_create_store(settings: Settings, args: argparse.Namespace) -> int:
+    """Create a store with optional zones (each with one camera) and print its first key."""
+    with session_scope(_sessions(settings)) as session:
+        store = admin_ops.create_store(session, args.name, args.timezone)
+        for zone_name in args.zone or []:
+            zone = admin_ops.create_zone(session, store.id, zone_name)
+            admin_ops.create_camera(session, store.id, zone.id, f"{zone_name}-cam")
+        _, secret = admin_ops.create_key(session, store.id, "default")
+    print(f"store {store.id} created; its key (shown once): {secret}")
+    return 0
+
+
+def cmd_create_key(settings: Settings, args: argparse.Namespace) -> int:
+    """Create a new key for a store and print it (shown once)."""
+    with session_scope(_sessions(settings)) as session:
+        if session.get(Store, args.store_id) is None:
+            print(f"store {args.store_id} not found", file=sys.stderr)
+            return 1
+        _, secret = admin_ops.create_key(session, args.store_id, args.name)
+    print(f"new key for store {args.store_id} (shown once): {secret}")
+    return 0
+
+
+def _index_sync(settings: Settings):
+    from service.embedding import load_model
+    from service.index_sync import IndexSync
+    from service.vector_store import open_vector_store
+
+    model = load_model(settings)
+    vectors, index_dir = open_vector_store(settings, model.embedder.dim, model.embedder.version)
+    return IndexSync(vectors, _sessions(settings), model.embedder.version, index_dir)
+
+
+def cmd_rebuild_index(settings: Settings, _: argparse.Namespace) -> int:
+    """Rebuild every store's index from SQL and save it to the index dir."""
+    sync = _index_sync(settings)
+    with sync.sessions() as session:
+        store_ids = list(session.scalars(select(Store.id)))
+    for store_id in store_ids:
+        print(f"store {store_id}: {sync.rebuild(store_id)} vectors")
+    sync.save()
+    return 0
+
+
+def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    """Delete sightings older than the retention (whole UTC days) from SQL and drop their index shards."""
+    days = args.days or settings.retention_days
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    cutoff_ms = int((today - timedelta(days=days)).timestamp() * 1000)
+    with session_scope(_sessions(settings)) as session:
+        removed = session.execute(delete(Sighting).where(Sighting.captured_ms < cutoff_ms)).rowcount
+        alive = select(Sighting.visitor_id).distinct()
+        session.execute(delete(Visitor).where(Visitor.id.not_in(alive)))
+    sync = _index_sync(settings)
+    sync.start()
+    sync.drop_before(cutoff_ms)
+    sync.save()
+    print(
+        f"deleted {removed} sightings captured before {datetime.fromtimestamp(cutoff_ms / 1000, UTC).date()}"
+    )
+    return 0
+
+
+def _admin_key_for_demo(settings: Settings) -> str | None:
+    """Generate and save an admin key (0600) when none is configured; returns it when new."""
+    if settings.admin_key is not None or settings.admin_key_file.is_file():
+        return None
+    key = secrets.token_urlsafe(32)
+    settings.admin_key_file.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(settings.admin_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def cmd_demo(settings: Settings, _: argparse.Namespace) -> int:
+    """Migrate, then create a demo store with zones, cameras and a key unless it exists (idempotent)."""
+    migrate(settings.database_url)
+    new_admin = _admin_key_for_demo(settings)
+    if new_admin:
+        print(f"admin key (saved to {settings.admin_key_file}, mode 0600): {new_admin}")
+    with session_scope(_sessions(settings)) as session:
+        existing = session.scalar(select(Store).where(Store.name == DEMO_STORE))
+        if existing is not None:
+            print(
+                f"demo store {existing.id} exists; keys are shown only once. "
+                f"Make a new one with: reid-admin create-key {existing.id}"
+            )
+            return 0
+        store = admin_ops.create_store(session, DEMO_STORE, "UTC")
+        for zone_name, cameras in DEMO_LAYOUT.items():
+            zone = admin_ops.create_zone(session, store.id, zone_name)
+            for camera_name in cameras:
+                admin_ops.create_camera(session, store.id, zone.id, camera_name)
+        _, secret = admin_ops.create_key(session, store.id, "demo")
+    print(
+        f"demo store {store.id} created with zones {', '.join(DEMO_LAYOUT)}; store key (shown once): {secret}"
+    )
+    return 0
+
+
+def admin(argv: list[str] | None = None) -> None:
+    """``reid-admin`` subcommands."""
+    parser = argparse.ArgumentParser(prog="reid-admin", description="Administer the re-id retail service.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="create or upgrade the database schema").set_defaults(run=cmd_migrate)
+    store = commands.add_parser("create-store", help="create a store and print its first key")
+    store.add_argument("name")
+    store.add_argument("--timezone", default="UTC")
+    store.add_argument("--zone", action="append", help="zone name (repeatable); each gets one camera")
+    store.set_defaults(run=cmd_create_store)
+    key = commands.add_parser("create-key", help="create and print a new key for a store")
+    key.add_argument("store_id", type=int)
+    key.add_argument("--name", default="cli")
+    key.set_defaults(run=cmd_create_key)
+    commands.add_parser("rebuild-index", help="rebuild all indexes from SQL and save them").set_defaults(
+        run=cmd_rebuild_index
+    )
+    purge = commands.add_parser("purge", help="delete sightings older than the retention")
+    purge.add_argument("--days", type=int, default=None, help="override REID_RETENTION_DAYS")
+    purge.set_defaults(run=cmd_purge)
+    commands.add_parser("demo", help="migrate and create a demo store and key if missing").set_defaults(
+        run=cmd_demo
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    code = args.run(get_settings(), args)
+    log.debug("%s took %.1fs", args.command, time.perf_counter() - started)
+    sys.exit(code)

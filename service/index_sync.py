@@ -1,0 +1,177 @@
+"""Keeps the vector store in step with SQL (the source of truth) by a per-store sighting-id watermark.
+
+At start each store's index is loaded from the index dir (if saved for this model version), stripped of
+sightings deleted meanwhile, and caught up; otherwise rebuilt from SQL. Before every search the store is
+caught up again, so replicas sharing one database see each other's sightings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.metrics import INDEX_VECTORS
+from service.models import Sighting, Store
+from service.vector_store import VectorStore
+
+CATCH_UP_CHUNK = 5000
+log = logging.getLogger(__name__)
+
+
+def version_dir(index_dir: Path, model_version: str) -> Path:
+    """The folder of one model version's saved indexes."""
+    return index_dir / re.sub(r"[^A-Za-z0-9_.-]", "_", model_version)
+
+
+class IndexSync:
+    """Watermarks, loading, rebuilding, catching up and saving of every store's vectors."""
+
+    def __init__(
+        self, vectors: VectorStore, sessions: sessionmaker[Session], model_version: str, index_dir: Path
+    ) -> None:
+        self.vectors = vectors
+        self.sessions = sessions
+        self.model_version = model_version
+        self.root = version_dir(index_dir, model_version)
+        self.watermarks: dict[int, int] = {}
+        self.started: dict[str, int] = {"loaded": 0, "rebuilt": 0}
+        self._locks: dict[int, threading.Lock] = {}
+        self._writers: dict[int, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, store_id: int) -> threading.Lock:
+        """The in-process lock of one store's index (held only for in-memory work)."""
+        with self._guard:
+            return self._locks.setdefault(store_id, threading.Lock())
+
+    def writer(self, store_id: int) -> threading.Lock:
+        """The in-process lock of one store's SQL writers: taken before a connection, so they queue here."""
+        with self._guard:
+            return self._writers.setdefault(store_id, threading.Lock())
+
+    def store_dir(self, store_id: int) -> Path:
+        """Where a store's index is saved."""
+        return self.root / f"store_{store_id}"
+
+    def start(self) -> dict[str, int]:
+        """Load or rebuild every store's index; returns counts of loaded and rebuilt stores."""
+        with self.sessions() as session:
+            store_ids = list(session.scalars(select(Store.id)))
+        loaded = sum(self.open_store(store_id) for store_id in store_ids)
+        self.started = {"loaded": loaded, "rebuilt": len(store_ids) - loaded}
+        return self.started
+
+    def open_store(self, store_id: int) -> bool:
+        """Load a store from disk (True) or rebuild it from SQL (False), then catch up."""
+        with self.lock(store_id):
+            loaded = self._load(store_id)
+            if not loaded:
+                self.vectors.clear(store_id)
+                self.watermarks[store_id] = 0
+        with self.sessions() as session:
+            if loaded:
+                self._forget_deleted(session, store_id)
+            self.catch_up(session, store_id)
+        return loaded
+
+    def _load(self, store_id: int) -> bool:
+        meta_path = self.store_dir(store_id) / "watermark.json"
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            return False
+        if meta.get("model_version") != self.model_version or not self.vectors.load(
+            store_id, self.store_dir(store_id)
+        ):
+            return False
+        self.watermarks[store_id] = int(meta["watermark"])
+        return True
+
+    def _forget_deleted(self, session: Session, store_id: int) -> None:
+        held = self.vectors.ids(store_id)
+        if not len(held):
+            return
+        alive = np.fromiter(
+            session.scalars(
+                select(Sighting.id).where(Sighting.store_id == store_id, Sighting.id <= int(held.max()))
+            ),
+            dtype=np.int64,
+        )
+        gone = held[~np.isin(held, alive)]
+        if len(gone):
+            self.vectors.remove(store_id, gone)
+
+    def catch_up(self, session: Session, store_id: int) -> int:
+        """Add the store's sightings above the watermark (this model version); returns how many.
+
+        SQL is read without holding the index lock (so no thread ever waits for a database connection
+        while holding it); adding is idempotent, so racing catch-ups are harmless.
+        """
+        added = 0
+        while True:
+            mark = self.watermarks.get(store_id, 0)
+            rows = session.execute(
+                select(Sighting.id, Sighting.captured_ms, Sighting.zone_id, Sighting.embedding)
+                .where(
+                    Sighting.store_id == store_id,
+                    Sighting.id > mark,
+                    Sighting.model_version == self.model_version,
+                )
+                .order_by(Sighting.id)
+                .limit(CATCH_UP_CHUNK)
+            ).all()
+            if not rows:
+                break
+            ids = np.array([r.id for r in rows], dtype=np.int64)
+            vectors = np.stack([np.frombuffer(r.embedding, dtype=np.float32) for r in rows])
+            ms = np.array([r.captured_ms for r in rows], dtype=np.int64)
+            zones = np.array([r.zone_id for r in rows], dtype=np.int64)
+            with self.lock(store_id):
+                added += self.vectors.add(store_id, ids, vectors, ms, zones)
+                self.watermarks[store_id] = max(self.watermarks.get(store_id, 0), int(ids[-1]))
+            if len(rows) < CATCH_UP_CHUNK:
+                break
+        INDEX_VECTORS.labels(store=str(store_id)).set(self.vectors.size(store_id))
+        return added
+
+    def remove(self, store_id: int, ids: list[int]) -> None:
+        """Drop deleted sightings from the index."""
+        with self.lock(store_id):
+            self.vectors.remove(store_id, np.asarray(ids, dtype=np.int64))
+        INDEX_VECTORS.labels(store=str(store_id)).set(self.vectors.size(store_id))
+
+    def rebuild(self, store_id: int) -> int:
+        """Forget a store's vectors and re-read them all from SQL."""
+        with self.lock(store_id):
+            self.vectors.clear(store_id)
+            self.watermarks[store_id] = 0
+        with self.sessions() as session:
+            return self.catch_up(session, store_id)
+
+    def drop_before(self, cutoff_ms: int) -> int:
+        """Retention: drop whole day shards older than the cutoff in every store."""
+        dropped = 0
+        for store_id in list(self.watermarks):
+            with self.lock(store_id):
+                dropped += self.vectors.drop_before(store_id, cutoff_ms)
+        return dropped
+
+    def save(self) -> None:
+        """Save every store's shards, then its watermark (written last, atomically)."""
+        for store_id in list(self.watermarks):
+            directory = self.store_dir(store_id)
+            with self.lock(store_id):
+                self.vectors.save(store_id, directory)
+                meta = {"model_version": self.model_version, "watermark": self.watermarks[store_id]}
+            tmp = directory / "watermark.json.tmp"
+            tmp.write_text(json.dumps(meta))
+            os.replace(tmp, directory / "watermark.json")
+        log.info("saved indexes of %d stores to %s", len(self.watermarks), self.root)

@@ -1,0 +1,97 @@
+"""SQLAlchemy ORM models: stores, zones, cameras, API keys, visitors and sightings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the service's schema (created only by Alembic migrations)."""
+
+
+class Store(Base):
+    """A shop; its time zone aligns density buckets."""
+
+    __tablename__ = "stores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ingest_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Zone(Base):
+    """An area of a store (entrance, tills, toys, ...)."""
+
+    __tablename__ = "zones"
+    __table_args__ = (Index("ix_zones_store_name", "store_id", "name", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Camera(Base):
+    """A camera, which looks at exactly one zone."""
+
+    __tablename__ = "cameras"
+    __table_args__ = (Index("ix_cameras_store", "store_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class ApiKey(Base):
+    """A store key: the SHA-256 of the secret and a prefix to find it; the secret itself is never kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Visitor(Base):
+    """One shopper: the sightings linked together by appearance within the visitor time window."""
+
+    __tablename__ = "visitors"
+    __table_args__ = (Index("ix_visitors_store", "store_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Sighting(Base):
+    """One person crop seen by one camera, with its embedding (float32 bytes) and model version."""
+
+    __tablename__ = "sightings"
+    __table_args__ = (
+        Index("ix_sightings_store_captured", "store_id", "captured_ms"),
+        Index("ix_sightings_store_id", "store_id", "id"),
+        Index("ix_sightings_store_zone_captured", "store_id", "zone_id", "captured_ms"),
+        Index("ix_sightings_visitor", "visitor_id", "captured_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"))
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    visitor_id: Mapped[int] = mapped_column(BigId, ForeignKey("visitors.id", ondelete="CASCADE"))
+    captured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    captured_ms: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    similarity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    model_version: Mapped[str] = mapped_column(String(64))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,204 @@
+"""Request and response bodies of the API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+
+
+def as_utc(value: datetime) -> datetime:
+    """Timestamps read back from SQLite are naive UTC; make every one aware."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+
+
+class StoreIn(BaseModel):
+    """A store to create."""
+
+    name: str = Field(min_length=1, max_length=200)
+    timezone: str = Field("UTC", description="IANA time zone name, e.g. Europe/Berlin")
+
+    @field_validator("timezone")
+    @classmethod
+    def known_zone(cls, value: str) -> str:
+        """Refuse time zones that zoneinfo does not know."""
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class StoreOut(BaseModel):
+    """A store."""
+
+    id: int
+    name: str
+    timezone: str
+    created_at: UtcDatetime
+
+
+class ZoneIn(BaseModel):
+    """A zone to create."""
+
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ZoneOut(BaseModel):
+    """A zone."""
+
+    id: int
+    store_id: int
+    name: str
+
+
+class CameraIn(BaseModel):
+    """A camera to create, looking at one zone of the store."""
+
+    name: str = Field(min_length=1, max_length=200)
+    zone_id: int
+
+
+class CameraOut(BaseModel):
+    """A camera."""
+
+    id: int
+    store_id: int
+    zone_id: int
+    name: str
+
+
+class KeyIn(BaseModel):
+    """A store key to create."""
+
+    name: str = Field("default", min_length=1, max_length=200)
+
+
+class KeyOut(BaseModel):
+    """A store key's public part."""
+
+    id: int
+    store_id: int
+    name: str
+    prefix: str
+    created_at: UtcDatetime
+
+
+class NewKeyOut(KeyOut):
+    """A newly created key; ``key`` is shown only this once."""
+
+    key: str
+
+
+class EmbedOut(BaseModel):
+    """Embeddings of the uploaded images, in upload order."""
+
+    model: str
+    dim: int
+    embeddings: list[list[float]]
+
+
+class SightingOut(BaseModel):
+    """The outcome of one posted image."""
+
+    sighting_id: int
+    visitor_id: int
+    new_visitor: bool
+    similarity: float | None = Field(
+        description="similarity to the matched visitor's best sighting; null if new"
+    )
+    captured_at: datetime
+
+
+class SightingsOut(BaseModel):
+    """The outcome of a batch of posted images, in upload order."""
+
+    model: str
+    sightings: list[SightingOut]
+
+
+class MatchOut(BaseModel):
+    """One sighting similar to the query photo."""
+
+    sighting_id: int
+    visitor_id: int
+    zone_id: int
+    camera_id: int
+    captured_at: datetime
+    similarity: float
+
+
+class LastSeenOut(BaseModel):
+    """Where and when a matched visitor was last seen."""
+
+    visitor_id: int
+    zone_id: int
+    zone_name: str
+    camera_id: int
+    captured_at: datetime
+    best_similarity: float
+
+
+class MatchesOut(BaseModel):
+    """Ranked matches and, per visitor, their last sighting."""
+
+    model: str
+    matches: list[MatchOut]
+    visitors: list[LastSeenOut]
+
+
+class DensityBucketOut(BaseModel):
+    """Density of one zone in one bucket."""
+
+    start: datetime
+    end: datetime
+    unique_visitors: int
+    sightings: int
+    entries: int
+    mean_dwell_s: float | None
+    occupancy_mean: float
+    occupancy_max: int
+
+
+class DensityTotalsOut(BaseModel):
+    """Density of one zone over the whole window (unique visitors are not a sum over buckets)."""
+
+    unique_visitors: int
+    sightings: int
+    entries: int
+    mean_dwell_s: float | None
+    occupancy_mean: float
+    occupancy_max: int
+
+
+class ZoneDensityOut(BaseModel):
+    """A zone's buckets and totals."""
+
+    zone_id: int
+    name: str
+    buckets: list[DensityBucketOut]
+    totals: DensityTotalsOut
+
+
+class DensityOut(BaseModel):
+    """Density per zone for a store."""
+
+    store_id: int
+    timezone: str
+    start: datetime
+    end: datetime
+    bucket_s: float
+    gap_s: float
+    zones: list[ZoneDensityOut]
+
+
+class VisitorDeleted(BaseModel):
+    """What a visitor erasure removed."""
+
+    visitor_id: int
+    sightings_deleted: int

@@ -1,0 +1,117 @@
+"""Dashboard fixtures: the service live on loopback with a known day of sightings, and headless Chromium."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, BrowserContext, sync_playwright
+
+from service.api.routes import dashboard
+from service.core.config import Settings
+from service.db import migrate
+from service.embedding import LoadedModel
+from service.main import create_app
+from tests.dashboard.store_day import ADMIN_KEY, Scenario, replay_day
+from tests.service import conftest as service_fixtures
+
+model_dir = service_fixtures.model_dir
+loaded_model = service_fixtures.loaded_model
+cast = service_fixtures.cast
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def _free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.fixture(scope="session")
+def live_url(loaded_model: LoadedModel, cast, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The service (dashboard router included) served by uvicorn on a free loopback port, temp SQLite DB."""
+    root = tmp_path_factory.mktemp("dashboard-service")
+    database_url = f"sqlite:///{root / 'reid.db'}"
+    migrate(database_url)
+    settings = Settings(
+        _env_file=None,
+        database_url=database_url,
+        index_dir=root / "indexes",
+        admin_key=ADMIN_KEY,
+        match_threshold=cast.threshold,
+        embed_max_wait_ms=2.0,
+    )
+    app = create_app(settings, loaded_model)
+    if not any(getattr(route, "path", None) == "/" for route in app.routes):
+        app.include_router(dashboard.router)
+    sock = _free_socket()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the service did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(timeout=30)
+    sock.close()
+
+
+@pytest.fixture(scope="session")
+def api_client(live_url: str) -> Iterator[httpx.Client]:
+    """An HTTP client for the live service (admin calls and posting sightings)."""
+    with httpx.Client(base_url=live_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def scenario(live_url: str, api_client: httpx.Client, cast) -> Scenario:
+    """A Berlin store with three zones and three shoppers walking through it on ``DAY`` (see store_day)."""
+    return replay_day(live_url, api_client, cast.people)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium driven by Playwright (no downloaded browser)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install the Debian 'chromium' package")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile (empty localStorage), in a time zone other than the store's."""
+    ctx = browser.new_context(
+        viewport={"width": 1280, "height": 1000}, locale="en-GB", timezone_id="America/New_York"
+    )
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where screenshots go (``tests/dashboard/artifacts/``, ignored by git)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,246 @@
+"""The store dashboard in a real browser: key entry, density heatmap, auto-refresh, finding a person."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+from playwright.sync_api import BrowserContext, Page, expect
+
+from tests.dashboard.store_day import (
+    ADMIN_KEY,
+    DAY,
+    TIMEZONE,
+    TOTALS,
+    UNIQUE_BY_HOUR,
+    VISITS,
+    Scenario,
+    local_time,
+    make_store,
+    png_bytes,
+    post,
+    story_image,
+)
+
+NOON = datetime.fromisoformat(f"{DAY}T12:00:00").replace(tzinfo=ZoneInfo(TIMEZONE))
+CELLS_JS = "els => els.map(e => [Number(e.dataset.zone), e.dataset.bucket, Number(e.dataset.value)])"
+
+
+def utc(text: str) -> datetime:
+    """An aware UTC datetime from an ISO string (with Z or an offset)."""
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def open_page(context: BrowserContext, base_url: str) -> tuple[Page, list[str]]:
+    """A page at the dashboard with the store's clock at noon on DAY; uncaught script errors are collected."""
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.clock.install(time=NOON)
+    page.goto(base_url)
+    return page, errors
+
+
+def enter_key(page: Page, key: str) -> None:
+    """Type a key into the key form and submit it."""
+    page.fill("#key-input", key)
+    page.click("#key-form button")
+
+
+def density(api: httpx.Client, key: str, day: str, bucket: str) -> dict:
+    """What ``GET /density`` returns for one local day."""
+    next_day = (datetime.fromisoformat(day) + timedelta(days=1)).date().isoformat()
+    params = {"start": local_time("00:00", day), "end": local_time("00:00", next_day), "bucket": bucket}
+    response = api.get("/density", params=params, headers={"X-API-Key": key})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def density_cells(scenario: Scenario, day: str, bucket: str) -> dict[tuple[int, datetime], int]:
+    """``GET /density``'s unique visitors for one local day: (zone id, bucket start) -> count."""
+    report = density(scenario.api, scenario.key, day, bucket)
+    return {
+        (zone["zone_id"], utc(b["start"])): b["unique_visitors"]
+        for zone in report["zones"]
+        for b in zone["buckets"]
+    }
+
+
+def heatmap_cells(page: Page) -> dict[tuple[int, datetime], int]:
+    """The heatmap's numbers as the page exposes them: (zone id, bucket start) -> unique visitors."""
+    rows = page.eval_on_selector_all("#heatmap rect.cell", CELLS_JS)
+    return {(zone, utc(bucket)): value for zone, bucket, value in rows}
+
+
+def test_bad_keys_are_refused_plainly(context: BrowserContext, scenario: Scenario, artifacts):
+    page, errors = open_page(context, scenario.base_url)
+    expect(page.locator("#key-panel")).to_be_visible()
+    enter_key(page, "not-a-real-key")
+    expect(page.locator("#key-error")).to_contain_text("This key was not accepted: invalid API key")
+    expect(page.locator("#dashboard")).to_be_hidden()
+    page.screenshot(path=str(artifacts / "bad-key.png"))
+    enter_key(page, ADMIN_KEY)
+    expect(page.locator("#key-error")).to_contain_text("needs a store key")
+    assert page.evaluate("Object.keys(localStorage)") == []
+
+    page.evaluate("key => localStorage.setItem('reid-dashboard.store-key', key)", "revoked-key")
+    page.reload()
+    expect(page.locator("#key-error")).to_contain_text("The saved key no longer works: invalid API key")
+    expect(page.locator("#dashboard")).to_be_hidden()
+    assert page.evaluate("Object.keys(localStorage)") == []
+    assert errors == []
+
+
+def test_heatmap_shows_what_density_returns(context: BrowserContext, scenario: Scenario, artifacts):
+    page, errors = open_page(context, scenario.base_url)
+    enter_key(page, scenario.key)
+    expect(page.locator("#from")).to_have_value(DAY)
+    expect(page.locator("#heatmap rect.cell")).to_have_count(len(scenario.store["zones"]) * 24)
+
+    report = density(scenario.api, scenario.key, DAY, "PT1H")
+    shown = heatmap_cells(page)
+    assert shown == density_cells(scenario, DAY, "PT1H")
+
+    midnight = NOON.replace(hour=0).astimezone(UTC)
+    by_construction = {
+        (scenario.store["zones"][zone], midnight + timedelta(hours=hour)): count
+        for (zone, hour), count in UNIQUE_BY_HOUR.items()
+    }
+    assert {cell: value for cell, value in shown.items() if value} == by_construction
+
+    totals = page.eval_on_selector_all(
+        "#heatmap .row-total", "els => els.map(e => [Number(e.dataset.zone), Number(e.dataset.total)])"
+    )
+    assert dict(totals) == {scenario.store["zones"][name]: n for name, n in TOTALS.items()}
+    lines = page.eval_on_selector_all(
+        "#lines polyline.series", "els => els.map(e => [Number(e.dataset.zone), e.dataset.values])"
+    )
+    assert dict(lines) == {
+        z["zone_id"]: ",".join(str(b["unique_visitors"]) for b in z["buckets"]) for z in report["zones"]
+    }
+    toys_ten = page.locator(f'#heatmap rect.cell[data-zone="{scenario.store["zones"]["Toys"]}"]').nth(10)
+    expect(toys_ten.locator("title")).to_have_text(
+        "Toys, 24 Nov 10:00–11:00: 2 unique visitors (2 sightings)"
+    )
+
+    page.select_option("#bucket", "P1D")
+    page.click("#density-form button")
+    expect(page.locator("#heatmap rect.cell")).to_have_count(len(scenario.store["zones"]))
+    daily = {zone: value for (zone, _), value in heatmap_cells(page).items()}
+    assert daily == {scenario.store["zones"][name]: n for name, n in TOTALS.items()}
+
+    page.fill("#from", "2026-11-23")
+    page.fill("#to", "2026-11-25")
+    page.select_option("#bucket", "PT15M")
+    page.click("#density-form button")
+    expect(page.locator("#heatmap rect.cell")).to_have_count(len(scenario.store["zones"]) * 3 * 96)
+    quarter = {
+        (zone, start): value
+        for day in ("2026-11-23", DAY, "2026-11-25")
+        for (zone, start), value in density_cells(scenario, day, "PT15M").items()
+    }
+    assert heatmap_cells(page) == quarter
+    page.screenshot(path=str(artifacts / "three-days.png"), full_page=True)
+
+    page.reload()
+    expect(page.locator("#dashboard")).to_be_visible()
+    expect(page.locator("#key-panel")).to_be_hidden()
+    page.click("#change-key")
+    expect(page.locator("#key-panel")).to_be_visible()
+    assert page.evaluate("Object.keys(localStorage)") == []
+    assert errors == []
+
+
+def test_density_refreshes_every_minute(context: BrowserContext, scenario: Scenario, cast):
+    store = make_store(scenario.api, ["Floor"], timezone=TIMEZONE)
+    post(scenario.api, store, "Floor", cast.people[0], 0, local_time("09:30"))
+    page, errors = open_page(context, scenario.base_url)
+    enter_key(page, store["headers"]["X-API-Key"])
+    cell = page.locator("#heatmap rect.cell").nth(9)
+    expect(cell).to_have_attribute("data-value", "1")
+    expect(page.locator("#density")).to_have_attribute("data-refreshes", "1")
+
+    post(scenario.api, store, "Floor", cast.people[1], 0, local_time("09:40"))
+    page.clock.fast_forward("00:30")
+    page.wait_for_timeout(300)
+    expect(cell).to_have_attribute("data-value", "1")
+    page.clock.fast_forward("00:31")
+    expect(page.locator("#density")).to_have_attribute("data-refreshes", "2")
+    expect(cell).to_have_attribute("data-value", "2")
+    assert errors == []
+
+
+def test_a_photo_finds_the_person_newest_first(context: BrowserContext, scenario: Scenario, cast, artifacts):
+    page, errors = open_page(context, scenario.base_url)
+    enter_key(page, scenario.key)
+    expect(page.locator("#heatmap rect.cell").first).to_be_visible()
+    query = png_bytes(story_image(cast.people[0], 4))
+    page.set_input_files(
+        "#photo", files=[{"name": "lost-child.png", "mimeType": "image/png", "buffer": query}]
+    )
+
+    best = page.locator("#match-results .visitor").first
+    expect(best).to_have_attribute("data-visitor", str(scenario.visitors[0]))
+    rows = best.locator("tr.sighting")
+    expect(rows).to_have_count(len(VISITS[0]))
+    shown = [utc(t) for t in rows.evaluate_all("els => els.map(e => e.dataset.capturedAt)")]
+    posted = sorted((utc(s.captured_at) for s in scenario.sightings[0]), reverse=True)
+    assert shown == posted
+    zones = rows.evaluate_all("els => els.map(e => e.children[1].textContent)")
+    assert zones == [
+        s.zone for s in sorted(scenario.sightings[0], key=lambda s: utc(s.captured_at), reverse=True)
+    ]
+
+    last = best.locator(".last-seen")
+    expect(last).to_have_attribute("data-zone", str(scenario.store["zones"]["Tills"]))
+    expect(last).to_have_attribute("data-camera", str(scenario.store["cameras"]["Tills"]))
+    expect(last).to_contain_text("Last seen in Tills")
+    expect(last).to_contain_text("11:10")
+
+    shot = artifacts / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"dashboard screenshot: {shot}")
+
+    page.check("#match-in-range")
+    page.fill("#from", "2026-11-23")
+    page.fill("#to", "2026-11-23")
+    page.click("#match-form button")
+    expect(page.locator("#match-results")).to_have_text("No sightings match this photo.")
+    assert errors == []
+
+
+def test_a_bad_image_is_reported_plainly(context: BrowserContext, scenario: Scenario, artifacts):
+    page, errors = open_page(context, scenario.base_url)
+    enter_key(page, scenario.key)
+    expect(page.locator("#dashboard")).to_be_visible()
+    payload = base64.b64encode(b"this is not a picture").decode()
+    transfer = page.evaluate_handle(
+        """data => {
+            const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "broken.png", { type: "image/png" }));
+            return transfer;
+        }""",
+        payload,
+    )
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    error = page.locator("#match-error")
+    expect(error).to_contain_text("This photo could not be used")
+    expect(error).to_contain_text("cannot decode image")
+    expect(page.locator("#match-results .visitor")).to_have_count(0)
+    page.locator("#find").screenshot(path=str(artifacts / "bad-image.png"))
+    assert errors == []
+
+
+def test_the_page_and_its_files_are_served(scenario: Scenario):
+    api = scenario.api
+    page = api.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert 'src="static/app.js"' in page.text
+    assert api.get("/static/app.js").headers["content-type"].startswith("text/javascript")
+    assert api.get("/static/style.css").headers["content-type"].startswith("text/css")
+    assert api.get("/static/../main.py").status_code == 404
+    assert api.get("/static/nothing.js").status_code == 404
