@@ -114,3 +114,14 @@ def verify_images(paths: Iterable[str], decode_check: bool = True) -> None:
                 img.verify()
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise DatasetError(f"{path}: unreadable image ({exc})") from exc
+
+
+def dataset_from_splits(name: str, source: str, splits: dict[str, list[Record]], verify: bool) -> ReidDataset:
+    """Check the splits (not empty, train/test ids disjoint, images readable) and relabel training ids."""
+    check_not_empty(source, splits)
+    check_disjoint(source, splits["train"], (splits["query"], splits["gallery"]))
+    verify_images(dict.fromkeys(path for records in splits.values() for path, _, _ in records), verify)
+    train, num_train_ids = relabel(splits["train"])
+    return ReidDataset(
+        name=name, train=train, query=splits["query"], gallery=splits["gallery"], num_train_ids=num_train_ids
+    )

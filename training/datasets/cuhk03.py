@@ -35,10 +35,7 @@ from training.datasets.base import (
     DatasetError,
     Record,
     ReidDataset,
-    check_disjoint,
-    check_not_empty,
-    relabel,
-    verify_images,
+    dataset_from_splits,
 )
 
 VARIANTS = ("labeled", "detected")
@@ -237,15 +234,4 @@ def build_cuhk03(root: str | os.PathLike[str], variant: str = "labeled", verify:
     images_dir, extracted = ensure_extracted(base, variant)
     mat_path = base / RELEASE_MAT
     splits = {split: _records(protocol, split, images_dir, extracted, mat_path) for split in SPLIT_KEYS}
-    check_not_empty(str(protocol.path), splits)
-    check_disjoint(str(protocol.path), splits["train"], (splits["query"], splits["gallery"]))
-    all_paths = dict.fromkeys(path for records in splits.values() for path, _, _ in records)
-    verify_images(all_paths, decode_check=verify)
-    train, num_train_ids = relabel(splits["train"])
-    return ReidDataset(
-        name=f"cuhk03-{variant}",
-        train=train,
-        query=splits["query"],
-        gallery=splits["gallery"],
-        num_train_ids=num_train_ids,
-    )
+    return dataset_from_splits(f"cuhk03-{variant}", str(protocol.path), splits, verify)

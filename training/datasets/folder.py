@@ -30,10 +30,7 @@ from training.datasets.base import (
     DatasetError,
     Record,
     ReidDataset,
-    check_disjoint,
-    check_not_empty,
-    relabel,
-    verify_images,
+    dataset_from_splits,
 )
 
 EXPLICIT_SPLITS = ("train", "query", "gallery")
@@ -146,14 +143,4 @@ def build_folder(
         persons = _numbering({im.person for im in images}, "person", minimum=1, root=root)
         cameras = _numbering({im.camera for im in images}, "camera", minimum=0, root=root)
         splits = _automatic_split(_records(images, persons, cameras), test_fraction, root)
-    check_not_empty(str(root), splits)
-    check_disjoint(str(root), splits["train"], (splits["query"], splits["gallery"]))
-    verify_images((path for records in splits.values() for path, _, _ in records), decode_check=verify)
-    train, num_train_ids = relabel(splits["train"])
-    return ReidDataset(
-        name="folder",
-        train=train,
-        query=splits["query"],
-        gallery=splits["gallery"],
-        num_train_ids=num_train_ids,
-    )
+    return dataset_from_splits("folder", str(root), splits, verify)

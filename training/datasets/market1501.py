@@ -25,10 +25,7 @@ from training.datasets.base import (
     DatasetError,
     Record,
     ReidDataset,
-    check_disjoint,
-    check_not_empty,
-    relabel,
-    verify_images,
+    dataset_from_splits,
 )
 
 RELEASE_FOLDER = "Market-1501-v15.09.15"
@@ -82,14 +79,4 @@ def build_market1501(root: str | os.PathLike[str], verify: bool = True) -> ReidD
         "query": [r for r in raw["query"] if r[1] not in (JUNK_ID, DISTRACTOR_ID)],
         "gallery": raw["gallery"],
     }
-    check_not_empty(str(base), splits)
-    check_disjoint(str(base), splits["train"], (splits["query"], splits["gallery"]))
-    verify_images((path for records in splits.values() for path, _, _ in records), decode_check=verify)
-    train, num_train_ids = relabel(splits["train"])
-    return ReidDataset(
-        name="market1501",
-        train=train,
-        query=splits["query"],
-        gallery=splits["gallery"],
-        num_train_ids=num_train_ids,
-    )
+    return dataset_from_splits("market1501", str(base), splits, verify)
