@@ -74,6 +74,7 @@ def start_server(workdir: Path, model_dir: Path, port: int, args: argparse.Names
         "REID_ADMIN_KEY": ADMIN_KEY,
         "REID_EMBED_BATCH_SIZE": str(args.batch_size),
         "REID_EMBED_MAX_WAIT_MS": str(args.max_wait_ms),
+        "REID_RATE_LIMIT_PER_MINUTE": "0",
     }
     command = [sys.executable, "-c", "from service.cli import serve; serve()", "--port", str(port)]
     command += ["--log-level", "warning"]

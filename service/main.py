@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.api.routes import admin, dashboard, density, embed, health, match, sightings, visitors
 from service.core.config import Settings, get_settings
+from service.core.rate_limit import RateLimiter
 from service.db import make_engine, make_session_factory
 from service.embedding import BatchingEmbedder, LoadedModel, load_model
 from service.index_sync import IndexSync
@@ -57,7 +58,8 @@ def build_state(settings: Settings, model: LoadedModel | None) -> AppState:
         vectors.size(),
     )
     batcher = BatchingEmbedder(model.embedder, settings.embed_batch_size, settings.embed_max_wait_ms / 1000)
-    return AppState(settings, engine, sessions, model, batcher, vectors, sync)
+    limiter = RateLimiter(settings.rate_limit_per_minute)
+    return AppState(settings, engine, sessions, model, batcher, vectors, sync, limiter)
 
 
 def create_app(settings: Settings | None = None, model: LoadedModel | None = None) -> FastAPI:

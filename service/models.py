@@ -50,7 +50,7 @@ class Camera(Base):
 
 
 class ApiKey(Base):
-    """A store key: the SHA-256 of the secret and a prefix to find it; the secret itself is never kept."""
+    """A store key: SHA-256 of the secret, lookup prefix, last use and revocation; the secret is not kept."""
 
     __tablename__ = "api_keys"
 
@@ -60,6 +60,8 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(32), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Visitor(Base):

@@ -87,6 +87,8 @@ class KeyOut(BaseModel):
     name: str
     prefix: str
     created_at: UtcDatetime
+    last_used_at: UtcDatetime | None = None
+    revoked_at: UtcDatetime | None = None
 
 
 class NewKeyOut(KeyOut):

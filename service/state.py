@@ -1,4 +1,4 @@
-"""Everything a running app holds: settings, database, model, batcher and vector indexes."""
+"""Everything a running app holds: settings, database, model, batcher, vector indexes and rate limits."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.config import Settings
+from service.core.rate_limit import RateLimiter
 from service.embedding import BatchingEmbedder, LoadedModel
 from service.index_sync import IndexSync
 from service.vector_store import VectorStore
@@ -24,6 +25,7 @@ class AppState:
     batcher: BatchingEmbedder
     vectors: VectorStore
     sync: IndexSync
+    limiter: RateLimiter
 
     @property
     def model_version(self) -> str:

@@ -1,19 +1,27 @@
-"""Request dependencies: app state, database sessions and API-key authentication."""
+"""Request dependencies: app state, database sessions, API-key authentication and rate limits."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from service.core.security import key_prefix, matches_admin, matches_hash
 from service.models import ApiKey, Store
+from service.schemas import as_utc
 from service.state import AppState
+
+ADMIN_BUCKET = "admin"
+LAST_USED_EVERY = timedelta(minutes=1)
+log = logging.getLogger(__name__)
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Admin key or store key")
 
@@ -37,24 +45,61 @@ def get_session(state: Annotated[AppState, Depends(get_state)]) -> Iterator[Sess
         yield session
 
 
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": "APIKey"})
+
+
+def _check_rate(state: AppState, bucket: str) -> None:
+    """429 with ``Retry-After`` when ``bucket`` has spent its requests for now."""
+    wait = state.limiter.take(bucket)
+    if wait:
+        limit = state.settings.rate_limit_per_minute
+        detail = f"rate limit exceeded ({limit} requests a minute per key); retry in {wait} s"
+        raise HTTPException(429, detail, headers={"Retry-After": str(wait)})
+
+
+def _record_use(session: Session, row: ApiKey) -> None:
+    """Set ``last_used_at``, at most once per ``LAST_USED_EVERY`` per key; a failed write only logs."""
+    now = datetime.now(UTC)
+    if row.last_used_at is not None and now - as_utc(row.last_used_at) < LAST_USED_EVERY:
+        return
+    try:
+        session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
+        session.commit()
+    except SQLAlchemyError:
+        session.rollback()
+        log.warning("could not record the use of API key %d", row.id, exc_info=True)
+
+
+def _store_caller(state: AppState, key: str) -> Caller:
+    """The store of a store key: 401 when unknown or revoked, 429 over its rate limit."""
+    prefix = key_prefix(key)
+    if prefix is None:
+        raise _unauthorized("invalid API key")
+    with state.sessions() as session:
+        row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        if row is None or not matches_hash(key, row.key_hash):
+            raise _unauthorized("invalid API key")
+        if row.revoked_at is not None:
+            raise _unauthorized("API key revoked")
+        _check_rate(state, f"key:{row.id}")
+        store = session.get(Store, row.store_id)
+        _record_use(session, row)
+        return Caller(admin=False, store=store)
+
+
 def get_caller(
     state: Annotated[AppState, Depends(get_state)],
     key: Annotated[str | None, Security(api_key_header)] = None,
 ) -> Caller:
-    """Authenticate ``X-API-Key`` (401 when missing or unknown) in a short session of its own."""
+    """Authenticate ``X-API-Key`` (401 when missing, unknown or revoked; 429 over the key's rate limit)."""
     if not key:
-        raise HTTPException(401, "missing X-API-Key header", headers={"WWW-Authenticate": "APIKey"})
+        raise _unauthorized("missing X-API-Key header")
     admin = state.settings.admin_key
     if admin is not None and matches_admin(key, admin.get_secret_value()):
+        _check_rate(state, ADMIN_BUCKET)
         return Caller(admin=True)
-    prefix = key_prefix(key)
-    if prefix is None:
-        raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "APIKey"})
-    with state.sessions() as session:
-        row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-        if row is None or not matches_hash(key, row.key_hash):
-            raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "APIKey"})
-        return Caller(admin=False, store=session.get(Store, row.store_id))
+    return _store_caller(state, key)
 
 
 def require_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:

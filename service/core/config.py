@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     max_images_per_request: int = Field(32, ge=1)
     max_upload_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     max_top_k: int = Field(100, ge=1)
+    rate_limit_per_minute: int = Field(600, ge=0)
 
     embed_batch_size: int = Field(32, ge=1)
     embed_max_wait_ms: float = Field(5.0, ge=0)

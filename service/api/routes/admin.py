@@ -1,8 +1,10 @@
-"""Admin endpoints: stores, zones, cameras and store keys (admin key only)."""
+"""Admin endpoints: stores, zones, cameras and store keys, including revocation (admin key only)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, HTTPException, Response
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -99,7 +101,20 @@ def create_key(store_id: int, session: SessionDep, _: AdminDep, body: KeyIn | No
 
 @router.get("/{store_id}/keys", response_model=list[KeyOut])
 def list_keys(store_id: int, session: SessionDep, _: AdminDep) -> list[KeyOut]:
-    """A store's keys (prefixes only)."""
+    """A store's keys: prefixes and creation, last-use and revocation times (never secrets or hashes)."""
     _store(session, store_id)
     query = select(ApiKey).where(ApiKey.store_id == store_id).order_by(ApiKey.id)
     return [_as(KeyOut, k) for k in session.scalars(query)]
+
+
+@router.delete("/{store_id}/keys/{key_id}", status_code=204)
+def revoke_key(store_id: int, key_id: int, session: SessionDep, _: AdminDep) -> Response:
+    """Revoke a store key: it gets 401 from now on (404 when it is not one of this store's keys)."""
+    _store(session, store_id)
+    key = session.get(ApiKey, key_id)
+    if key is None or key.store_id != store_id:
+        raise HTTPException(404, f"key {key_id} not found in store {store_id}")
+    if key.revoked_at is None:
+        key.revoked_at = datetime.now(UTC)
+        session.commit()
+    return Response(status_code=204)
