@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import inspect
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.concurrency import run_in_threadpool
 
 from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -20,10 +22,12 @@ from service.core.rate_limit import RateLimiter
 from service.db import make_engine, make_session_factory
 from service.embedding import BatchingEmbedder, LoadedModel, load_model
 from service.index_sync import IndexSync
+from service.schemas import ERROR_RESPONSES
 from service.state import AppState
 from service.vector_store import open_vector_store
 
 DAY_S = 86400
+DATABASE_RETRY_S = 5
 RETENTION_CHECK_S = 3600
 log = logging.getLogger(__name__)
 
@@ -88,10 +92,23 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         summary="Ingest person sightings, link them into visitors, find people, report density per zone.",
         lifespan=lifespan,
     )
-    for module in (health, admin, embed, sightings, match, density, visitors, dashboard):
+    for module in (health, dashboard):
         app.include_router(module.router)
+    for module in (admin, embed, sightings, match, density, visitors):
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeoutError)
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"detail": f"database unavailable ({type(exc).__name__}); retry in {DATABASE_RETRY_S} s"},
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_S)},
+        )
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
+
+MAX_ID = 2**31 - 1
+MAX_BIG_ID = 2**63 - 1
 
 
 def as_utc(value: datetime) -> datetime:
@@ -15,6 +18,27 @@ def as_utc(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+RowId = Annotated[int, Field(ge=1, le=MAX_ID, description="a row id (32-bit, positive)")]
+
+
+class ErrorOut(BaseModel):
+    """An error: a message, or FastAPI's list of validation errors for malformed requests."""
+
+    detail: str | list[dict[str, Any]]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in [
+        (401, "Missing, unknown or revoked API key"),
+        (403, "The key's role may not call this endpoint"),
+        (404, "Not found in the caller's store"),
+        (413, "Request body too large"),
+        (422, "Invalid request"),
+        (429, "Rate limit exceeded"),
+        (503, "Database unavailable"),
+    ]
+}
 
 
 class StoreIn(BaseModel):
@@ -61,7 +85,7 @@ class CameraIn(BaseModel):
     """A camera to create, looking at one zone of the store."""
 
     name: str = Field(min_length=1, max_length=200)
-    zone_id: int
+    zone_id: RowId
 
 
 class CameraOut(BaseModel):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.security import APIKeyHeader
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from service.core.security import key_prefix, matches_admin, matches_hash
 from service.models import ApiKey, Store
-from service.schemas import as_utc
+from service.schemas import MAX_BIG_ID, MAX_ID, as_utc
 from service.state import AppState
 
 ADMIN_BUCKET = "admin"
@@ -116,6 +116,8 @@ def require_store(caller: Annotated[Caller, Depends(get_caller)]) -> Store:
     return caller.store
 
 
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+BigIdPath = Annotated[int, Path(ge=1, le=MAX_BIG_ID)]
 StateDep = Annotated[AppState, Depends(get_state)]
 SessionDep = Annotated[Session, Depends(get_session)]
 AdminDep = Annotated[Caller, Depends(require_admin)]

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from service import admin_ops
-from service.api.deps import AdminDep, SessionDep
+from service.api.deps import AdminDep, IdPath, SessionDep
 from service.models import ApiKey, Camera, Store, Zone
 from service.schemas import CameraIn, CameraOut, KeyIn, KeyOut, NewKeyOut, StoreIn, StoreOut, ZoneIn, ZoneOut
 
@@ -42,13 +42,13 @@ def list_stores(session: SessionDep, _: AdminDep) -> list[StoreOut]:
 
 
 @router.get("/{store_id}", response_model=StoreOut)
-def get_store(store_id: int, session: SessionDep, _: AdminDep) -> StoreOut:
+def get_store(store_id: IdPath, session: SessionDep, _: AdminDep) -> StoreOut:
     """One store."""
     return _as(StoreOut, _store(session, store_id))
 
 
 @router.post("/{store_id}/zones", status_code=201, response_model=ZoneOut)
-def create_zone(store_id: int, body: ZoneIn, session: SessionDep, _: AdminDep) -> ZoneOut:
+def create_zone(store_id: IdPath, body: ZoneIn, session: SessionDep, _: AdminDep) -> ZoneOut:
     """Add a zone; names are unique within a store (409 otherwise)."""
     _store(session, store_id)
     try:
@@ -61,7 +61,7 @@ def create_zone(store_id: int, body: ZoneIn, session: SessionDep, _: AdminDep) -
 
 
 @router.get("/{store_id}/zones", response_model=list[ZoneOut])
-def list_zones(store_id: int, session: SessionDep, _: AdminDep) -> list[ZoneOut]:
+def list_zones(store_id: IdPath, session: SessionDep, _: AdminDep) -> list[ZoneOut]:
     """A store's zones."""
     _store(session, store_id)
     return [
@@ -71,7 +71,7 @@ def list_zones(store_id: int, session: SessionDep, _: AdminDep) -> list[ZoneOut]
 
 
 @router.post("/{store_id}/cameras", status_code=201, response_model=CameraOut)
-def create_camera(store_id: int, body: CameraIn, session: SessionDep, _: AdminDep) -> CameraOut:
+def create_camera(store_id: IdPath, body: CameraIn, session: SessionDep, _: AdminDep) -> CameraOut:
     """Add a camera looking at one of the store's zones."""
     _store(session, store_id)
     zone = session.get(Zone, body.zone_id)
@@ -83,7 +83,7 @@ def create_camera(store_id: int, body: CameraIn, session: SessionDep, _: AdminDe
 
 
 @router.get("/{store_id}/cameras", response_model=list[CameraOut])
-def list_cameras(store_id: int, session: SessionDep, _: AdminDep) -> list[CameraOut]:
+def list_cameras(store_id: IdPath, session: SessionDep, _: AdminDep) -> list[CameraOut]:
     """A store's cameras."""
     _store(session, store_id)
     query = select(Camera).where(Camera.store_id == store_id).order_by(Camera.id)
@@ -91,7 +91,7 @@ def list_cameras(store_id: int, session: SessionDep, _: AdminDep) -> list[Camera
 
 
 @router.post("/{store_id}/keys", status_code=201, response_model=NewKeyOut)
-def create_key(store_id: int, session: SessionDep, _: AdminDep, body: KeyIn | None = None) -> NewKeyOut:
+def create_key(store_id: IdPath, session: SessionDep, _: AdminDep, body: KeyIn | None = None) -> NewKeyOut:
     """Create a store key; the secret is in this response only and cannot be shown again."""
     _store(session, store_id)
     row, secret = admin_ops.create_key(session, store_id, (body or KeyIn()).name)
@@ -100,7 +100,7 @@ def create_key(store_id: int, session: SessionDep, _: AdminDep, body: KeyIn | No
 
 
 @router.get("/{store_id}/keys", response_model=list[KeyOut])
-def list_keys(store_id: int, session: SessionDep, _: AdminDep) -> list[KeyOut]:
+def list_keys(store_id: IdPath, session: SessionDep, _: AdminDep) -> list[KeyOut]:
     """A store's keys: prefixes and creation, last-use and revocation times (never secrets or hashes)."""
     _store(session, store_id)
     query = select(ApiKey).where(ApiKey.store_id == store_id).order_by(ApiKey.id)
@@ -108,7 +108,7 @@ def list_keys(store_id: int, session: SessionDep, _: AdminDep) -> list[KeyOut]:
 
 
 @router.delete("/{store_id}/keys/{key_id}", status_code=204)
-def revoke_key(store_id: int, key_id: int, session: SessionDep, _: AdminDep) -> Response:
+def revoke_key(store_id: IdPath, key_id: IdPath, session: SessionDep, _: AdminDep) -> Response:
     """Revoke a store key: it gets 401 from now on (404 when it is not one of this store's keys)."""
     _store(session, store_id)
     key = session.get(ApiKey, key_id)

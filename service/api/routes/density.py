@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import StateDep, StoreDep, find_in_store
 from service.density import TooManyBucketsError, compute_density
 from service.models import Zone
-from service.schemas import DensityOut
+from service.schemas import MAX_ID, DensityOut
 from service.timeparse import TimeParseError, parse_duration, parse_timestamp
 
 router = APIRouter(tags=["analytics"])
@@ -24,7 +24,7 @@ async def density(
     start: Annotated[str, Query(description="window start, timezone-aware ISO 8601 (inclusive)")],
     end: Annotated[str, Query(description="window end, timezone-aware ISO 8601 (exclusive)")],
     bucket: Annotated[str, Query(description="seconds or ISO 8601 duration, e.g. 900 or PT15M")] = "PT15M",
-    zone_id: int | None = None,
+    zone_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> DensityOut:
     """Unique visitors, sightings, entries, dwell and occupancy per zone and bucket, plus window totals."""
     try:

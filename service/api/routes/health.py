@@ -29,7 +29,7 @@ async def readyz(state: StateDep) -> JSONResponse:
             with state.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
-            return f"error: {type(exc).__name__}"
+            return f"unavailable ({type(exc).__name__})"
         return "ok"
 
     database = await run_in_threadpool(database_ok)
@@ -51,6 +51,8 @@ async def readyz(state: StateDep) -> JSONResponse:
             "rebuilt_from_sql": state.sync.started["rebuilt"],
         },
     }
+    if database != "ok":
+        body["reason"] = f"database {database}"
     if model.warning:
         body["warning"] = model.warning
     return JSONResponse(body, status_code=200 if database == "ok" else 503)

@@ -11,7 +11,7 @@ from service.api.deps import StateDep, StoreDep, find_in_store
 from service.api.uploads import read_images
 from service.matching import MatchQuery, find_matches
 from service.models import Zone
-from service.schemas import LastSeenOut, MatchesOut, MatchOut
+from service.schemas import MAX_ID, LastSeenOut, MatchesOut, MatchOut
 from service.timeparse import TimeParseError, parse_timestamp, to_ms
 
 router = APIRouter(tags=["matching"])
@@ -34,7 +34,7 @@ async def match(
     top_k: Annotated[int, Form(ge=1)] = 10,
     since: Annotated[str | None, Form()] = None,
     until: Annotated[str | None, Form()] = None,
-    zone_id: Annotated[int | None, Form()] = None,
+    zone_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
     min_similarity: Annotated[float, Form(ge=-1.0, le=1.0)] = -1.0,
 ) -> MatchesOut:
     """Sightings most similar to the photo (optionally within [since, until) and one zone), best first."""

@@ -15,7 +15,7 @@ from service.db import session_scope
 from service.linking import Linked, link_sightings
 from service.metrics import SIGHTINGS
 from service.models import Camera
-from service.schemas import SightingOut, SightingsOut
+from service.schemas import MAX_ID, SightingOut, SightingsOut
 from service.state import AppState
 from service.timeparse import TimeParseError, parse_timestamp
 
@@ -52,7 +52,7 @@ async def post_sightings(
     state: StateDep,
     store: StoreDep,
     images: Annotated[list[UploadFile], File()],
-    camera_id: Annotated[int, Form()],
+    camera_id: Annotated[int, Form(ge=1, le=MAX_ID)],
     captured_at: Annotated[list[str], Form(description="ISO 8601 with offset; one for all or one per image")],
 ) -> SightingsOut:
     """Store one sighting per image; 201 means every one is committed to SQL."""

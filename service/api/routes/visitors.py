@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException
 from sqlalchemy import delete, select
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import StateDep, StoreDep
+from service.api.deps import BigIdPath, StateDep, StoreDep
 from service.db import session_scope
 from service.linking import lock_store
 from service.models import Sighting, Visitor
@@ -16,7 +16,7 @@ router = APIRouter(tags=["visitors"])
 
 
 @router.delete("/visitors/{visitor_id}", response_model=VisitorDeleted)
-async def delete_visitor(visitor_id: int, state: StateDep, store: StoreDep) -> VisitorDeleted:
+async def delete_visitor(visitor_id: BigIdPath, state: StateDep, store: StoreDep) -> VisitorDeleted:
     """Erase the visitor (404 if not in the caller's store)."""
 
     def run() -> list[int]:
