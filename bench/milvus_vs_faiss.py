@@ -60,13 +60,7 @@ class Data:
 
     def exact(self, queries: np.ndarray, where: VectorFilter) -> list[set[int]]:
         """The exact top-k ids of each query among the vectors passing ``where``."""
-        mask = np.ones(len(self.ids), dtype=bool)
-        if where.min_ms is not None:
-            mask &= self.ms >= where.min_ms
-        if where.max_ms is not None:
-            mask &= self.ms < where.max_ms
-        if where.zone_id is not None:
-            mask &= self.zones == where.zone_id
+        mask = where.mask(self.ms, self.zones)
         sims = queries @ self.vectors[mask].T
         top = np.argsort(-sims, axis=1)[:, :K]
         return [set(self.ids[mask][row].tolist()) for row in top]

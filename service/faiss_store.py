@@ -106,13 +106,7 @@ class Shard:
 
     def allowed(self, where: VectorFilter) -> np.ndarray | None:
         """Boolean mask of the vectors that pass ``where``; None when all do."""
-        mask = np.ones(len(self.ids), dtype=bool)
-        if where.min_ms is not None:
-            mask &= self.ms >= where.min_ms
-        if where.max_ms is not None:
-            mask &= self.ms < where.max_ms
-        if where.zone_id is not None:
-            mask &= self.zones == where.zone_id
+        mask = where.mask(self.ms, self.zones)
         return None if mask.all() else mask
 
 

@@ -21,6 +21,17 @@ class VectorFilter:
     max_ms: int | None = None
     zone_id: int | None = None
 
+    def mask(self, captured_ms: np.ndarray, zone_ids: np.ndarray) -> np.ndarray:
+        """Boolean mask of the vectors (given their capture times and zones) that pass the filter."""
+        passed = np.ones(len(captured_ms), dtype=bool)
+        if self.min_ms is not None:
+            passed &= captured_ms >= self.min_ms
+        if self.max_ms is not None:
+            passed &= captured_ms < self.max_ms
+        if self.zone_id is not None:
+            passed &= zone_ids == self.zone_id
+        return passed
+
 
 @dataclass(frozen=True)
 class Hit:
