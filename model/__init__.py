@@ -1,5 +1,6 @@
 """The RGA re-id network: build, load, preprocess, export and embed."""
 
+import model.image_limits  # noqa: F401  (first: sets the decoders' pixel limits before cv2 loads)
 from model.build import build_model
 from model.config import ModelConfig
 from model.export import Embedder, ExportError, export_model, load_embedder

@@ -1,8 +1,8 @@
 """Decode person crops and turn them into the network's normalised input.
 
 One code path for evaluation, export checks and the service: PIL decoding, bilinear resize
-to the model's input size (as the paper's test transform), ImageNet mean/std. Importing this
-module lowers Pillow's decompression-bomb limit to ``MAX_IMAGE_PIXELS`` for the whole process.
+to the model's input size (as the paper's test transform), ImageNet mean/std. The decoders' pixel
+limits (``MAX_IMAGE_PIXELS``) come from ``model.image_limits``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from model.image_limits import MAX_IMAGE_PIXELS
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "BMP"})
-MAX_IMAGE_PIXELS = 16_000_000
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 ImageSource = bytes | bytearray | memoryview | np.ndarray | str | Path
 

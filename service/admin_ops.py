@@ -10,9 +10,15 @@ from service.core.security import generate_key
 from service.models import ApiKey, Camera, Store, Zone
 
 
-def create_store(session: Session, name: str, timezone: str) -> Store:
-    """Add a store (not committed)."""
-    store = Store(name=name, timezone=timezone, created_at=datetime.now(UTC), ingest_seq=0)
+def create_store(session: Session, name: str, timezone: str, match_enabled: bool = False) -> Store:
+    """Add a store (not committed); person search stays off unless ``match_enabled``."""
+    store = Store(
+        name=name,
+        timezone=timezone,
+        created_at=datetime.now(UTC),
+        ingest_seq=0,
+        match_enabled=match_enabled,
+    )
     session.add(store)
     session.flush()
     return store

@@ -8,15 +8,15 @@ import os
 import secrets
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from service import admin_ops
 from service.core.config import Settings, get_settings
 from service.db import make_engine, make_session_factory, migrate, session_scope
-from service.models import Sighting, Store, Visitor
+from service.models import Store
+from service.retention import purge_expired
 
 DEMO_STORE = "Demo store"
 DEMO_LAYOUT = {
@@ -68,7 +68,7 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
 def cmd_create_store(settings: Settings, args: argparse.Namespace) -> int:
     """Create a store with optional zones (each with one camera) and print its first key."""
     with session_scope(_sessions(settings)) as session:
-        store = admin_ops.create_store(session, args.name, args.timezone)
+        store = admin_ops.create_store(session, args.name, args.timezone, args.enable_person_search)
         for zone_name in args.zone or []:
             zone = admin_ops.create_zone(session, store.id, zone_name)
             admin_ops.create_camera(session, store.id, zone.id, f"{zone_name}-cam")
@@ -85,6 +85,18 @@ def cmd_create_key(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         _, secret = admin_ops.create_key(session, args.store_id, args.name)
     print(f"new key for store {args.store_id} (shown once): {secret}")
+    return 0
+
+
+def cmd_person_search(settings: Settings, args: argparse.Namespace) -> int:
+    """Enable or disable person search (/match) for a store."""
+    with session_scope(_sessions(settings)) as session:
+        store = session.get(Store, args.store_id)
+        if store is None:
+            print(f"store {args.store_id} not found", file=sys.stderr)
+            return 1
+        store.match_enabled = args.state == "on"
+    print(f"person search for store {args.store_id} is {args.state}")
     return 0
 
 
@@ -110,20 +122,16 @@ def cmd_rebuild_index(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
-    """Delete sightings older than the retention (whole UTC days) from SQL and drop their index shards."""
+    """Delete expired sightings (whole UTC days), emptied visitors and old audit rows; drop their shards."""
     days = args.days or settings.retention_days
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    cutoff_ms = int((today - timedelta(days=days)).timestamp() * 1000)
-    with session_scope(_sessions(settings)) as session:
-        removed = session.execute(delete(Sighting).where(Sighting.captured_ms < cutoff_ms)).rowcount
-        alive = select(Sighting.visitor_id).distinct()
-        session.execute(delete(Visitor).where(Visitor.id.not_in(alive)))
+    result = purge_expired(_sessions(settings), days, settings.audit_retention_days)
     sync = _index_sync(settings)
     sync.start()
-    sync.drop_before(cutoff_ms)
+    sync.drop_before(int(result.cutoff.timestamp() * 1000))
     sync.save()
     print(
-        f"deleted {removed} sightings captured before {datetime.fromtimestamp(cutoff_ms / 1000, UTC).date()}"
+        f"deleted {result.sightings} sightings captured before {result.cutoff.date()}, "
+        f"{result.visitors} visitors left without sightings and {result.audit_rows} audit rows"
     )
     return 0
 
@@ -149,12 +157,13 @@ def cmd_demo(settings: Settings, _: argparse.Namespace) -> int:
     with session_scope(_sessions(settings)) as session:
         existing = session.scalar(select(Store).where(Store.name == DEMO_STORE))
         if existing is not None:
+            existing.match_enabled = True
             print(
                 f"demo store {existing.id} exists; keys are shown only once. "
                 f"Make a new one with: reid-admin create-key {existing.id}"
             )
             return 0
-        store = admin_ops.create_store(session, DEMO_STORE, "UTC")
+        store = admin_ops.create_store(session, DEMO_STORE, "UTC", match_enabled=True)
         for zone_name, cameras in DEMO_LAYOUT.items():
             zone = admin_ops.create_zone(session, store.id, zone_name)
             for camera_name in cameras:
@@ -175,15 +184,24 @@ def admin(argv: list[str] | None = None) -> None:
     store.add_argument("name")
     store.add_argument("--timezone", default="UTC")
     store.add_argument("--zone", action="append", help="zone name (repeatable); each gets one camera")
+    store.add_argument(
+        "--enable-person-search", action="store_true", help="allow /match for this store (off by default)"
+    )
     store.set_defaults(run=cmd_create_store)
     key = commands.add_parser("create-key", help="create and print a new key for a store")
     key.add_argument("store_id", type=int)
     key.add_argument("--name", default="cli")
     key.set_defaults(run=cmd_create_key)
+    search = commands.add_parser("person-search", help="enable or disable /match for a store")
+    search.add_argument("store_id", type=int)
+    search.add_argument("state", choices=["on", "off"])
+    search.set_defaults(run=cmd_person_search)
     commands.add_parser("rebuild-index", help="rebuild all indexes from SQL and save them").set_defaults(
         run=cmd_rebuild_index
     )
-    purge = commands.add_parser("purge", help="delete sightings older than the retention")
+    purge = commands.add_parser(
+        "purge", help="delete expired sightings and audit rows now (the service also does it periodically)"
+    )
     purge.add_argument("--days", type=int, default=None, help="override REID_RETENTION_DAYS")
     purge.set_defaults(run=cmd_purge)
     commands.add_parser("demo", help="migrate and create a demo store and key if missing").set_defaults(

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import threading
+import zipfile
 from pathlib import Path
 
 import faiss
@@ -280,7 +281,7 @@ class FaissVectorStore:
                 if shard.index.ntotal != len(shard.ids):
                     return False
                 shards[int(day)] = shard
-        except (OSError, ValueError, KeyError, RuntimeError):
+        except (OSError, ValueError, KeyError, RuntimeError, EOFError, zipfile.BadZipFile):
             return False
         with self._lock:
             self._shards[store_id] = shards

@@ -2,7 +2,8 @@
 
 At start each store's index is loaded from the index dir (if saved for this model version), stripped of
 sightings deleted meanwhile, and caught up; otherwise rebuilt from SQL. Before every search the store is
-caught up again, so replicas sharing one database see each other's sightings.
+caught up again, so replicas sharing one database see each other's sightings, and erasures made on any
+replica (tombstones in ``deleted_sightings``, read by a second watermark) leave every replica's index.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.metrics import INDEX_VECTORS
-from service.models import Sighting, Store
+from service.models import DeletedSighting, Sighting, Store
 from service.vector_store import VectorStore
 
 CATCH_UP_CHUNK = 5000
@@ -42,6 +43,7 @@ class IndexSync:
         self.model_version = model_version
         self.root = version_dir(index_dir, model_version)
         self.watermarks: dict[int, int] = {}
+        self.erased: dict[int, int] = {}
         self.started: dict[str, int] = {"loaded": 0, "rebuilt": 0}
         self._locks: dict[int, threading.Lock] = {}
         self._writers: dict[int, threading.Lock] = {}
@@ -71,6 +73,7 @@ class IndexSync:
 
     def open_store(self, store_id: int) -> bool:
         """Load a store from disk (True) or rebuild it from SQL (False), then catch up."""
+        self._mark_erasures(store_id)
         with self.lock(store_id):
             loaded = self._load(store_id)
             if not loaded:
@@ -81,6 +84,29 @@ class IndexSync:
                 self._forget_deleted(session, store_id)
             self.catch_up(session, store_id)
         return loaded
+
+    def _mark_erasures(self, store_id: int) -> None:
+        """Skip tombstones written so far: a rebuild or a check against SQL is about to cover them."""
+        with self.sessions() as session:
+            last = session.scalar(
+                select(func.max(DeletedSighting.id)).where(DeletedSighting.store_id == store_id)
+            )
+        self.erased[store_id] = int(last or 0)
+
+    def _apply_erasures(self, session: Session, store_id: int) -> int:
+        """Remove sightings erased (on any replica) since the tombstone watermark; returns how many."""
+        mark = self.erased.get(store_id, 0)
+        rows = session.execute(
+            select(DeletedSighting.id, DeletedSighting.sighting_id)
+            .where(DeletedSighting.store_id == store_id, DeletedSighting.id > mark)
+            .order_by(DeletedSighting.id)
+        ).all()
+        if not rows:
+            return 0
+        with self.lock(store_id):
+            removed = self.vectors.remove(store_id, np.array([r.sighting_id for r in rows], dtype=np.int64))
+            self.erased[store_id] = max(self.erased.get(store_id, 0), int(rows[-1].id))
+        return removed
 
     def _load(self, store_id: int) -> bool:
         meta_path = self.store_dir(store_id) / "watermark.json"
@@ -110,10 +136,12 @@ class IndexSync:
             self.vectors.remove(store_id, gone)
 
     def catch_up(self, session: Session, store_id: int) -> int:
-        """Add the store's sightings above the watermark (this model version); returns how many.
+        """Add the store's sightings above the watermark (this model version), then drop erased ones.
 
-        SQL is read without holding the index lock (so no thread ever waits for a database connection
-        while holding it); adding is idempotent, so racing catch-ups are harmless.
+        Returns how many were added. SQL is read without holding the index lock (so no thread ever waits
+        for a database connection while holding it); adding and removing are idempotent, so racing
+        catch-ups are harmless. Tombstones are read after the sightings, so an erasure that committed
+        between the two reads is still applied.
         """
         added = 0
         while True:
@@ -139,6 +167,7 @@ class IndexSync:
                 self.watermarks[store_id] = max(self.watermarks.get(store_id, 0), int(ids[-1]))
             if len(rows) < CATCH_UP_CHUNK:
                 break
+        self._apply_erasures(session, store_id)
         INDEX_VECTORS.labels(store=str(store_id)).set(self.vectors.size(store_id))
         return added
 
@@ -150,6 +179,7 @@ class IndexSync:
 
     def rebuild(self, store_id: int) -> int:
         """Forget a store's vectors and re-read them all from SQL."""
+        self._mark_erasures(store_id)
         with self.lock(store_id):
             self.vectors.clear(store_id)
             self.watermarks[store_id] = 0
@@ -157,12 +187,20 @@ class IndexSync:
             return self.catch_up(session, store_id)
 
     def drop_before(self, cutoff_ms: int) -> int:
-        """Retention: drop whole day shards older than the cutoff in every store."""
+        """Retention: drop the day shards that end by the cutoff (a UTC midnight) in every store."""
         dropped = 0
         for store_id in list(self.watermarks):
             with self.lock(store_id):
                 dropped += self.vectors.drop_before(store_id, cutoff_ms)
         return dropped
+
+    def refresh_all(self) -> int:
+        """Catch every known store up with SQL (new sightings and erasures); returns vectors added."""
+        added = 0
+        with self.sessions() as session:
+            for store_id in session.scalars(select(Store.id)):
+                added += self.catch_up(session, store_id)
+        return added
 
     def save(self) -> None:
         """Save every store's shards, then its watermark (written last, atomically)."""

@@ -22,24 +22,17 @@ from service.core.rate_limit import RateLimiter
 from service.db import make_engine, make_session_factory
 from service.embedding import BatchingEmbedder, LoadedModel, load_model
 from service.index_sync import IndexSync
+from service.maintenance import maintenance_loop
 from service.schemas import ERROR_RESPONSES
 from service.state import AppState
 from service.vector_store import open_vector_store
 
-DAY_S = 86400
 DATABASE_RETRY_S = 5
-RETENTION_CHECK_S = 3600
 log = logging.getLogger(__name__)
 
 
 class NotMigratedError(RuntimeError):
     """The database has no schema yet."""
-
-
-async def _retention_loop(sync: IndexSync, days: int) -> None:
-    while True:
-        await run_in_threadpool(sync.drop_before, int((time.time() - days * DAY_S) * 1000))
-        await asyncio.sleep(RETENTION_CHECK_S)
 
 
 def build_state(settings: Settings, model: LoadedModel | None) -> AppState:
@@ -75,7 +68,9 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         state = await run_in_threadpool(build_state, settings, model)
         await state.batcher.start()
         app.state.services = state
-        retention = asyncio.create_task(_retention_loop(state.sync, settings.retention_days))
+        retention = asyncio.create_task(
+            maintenance_loop(state.sessions, state.sync, settings, state.maintenance)
+        )
         try:
             yield
         finally:

@@ -17,3 +17,4 @@ EMBED_BATCH = Histogram(
 EMBED_SECONDS = Histogram("reid_embed_batch_seconds", "Model time per batch")
 INDEX_VECTORS = Gauge("reid_index_vectors", "Vectors held in the FAISS indexes", ["store"])
 SIGHTINGS = Counter("reid_sightings_total", "Sightings stored", ["new_visitor"])
+PURGED = Counter("reid_retention_purged_total", "Rows and vectors removed by retention", ["kind"])

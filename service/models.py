@@ -1,13 +1,25 @@
-"""SQLAlchemy ORM models: stores, zones, cameras, API keys, visitors and sightings."""
+"""SQLAlchemy ORM models: stores, zones, cameras, API keys, visitors, sightings, crops, erasures and audit."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 
 class Base(DeclarativeBase):
@@ -15,7 +27,7 @@ class Base(DeclarativeBase):
 
 
 class Store(Base):
-    """A shop; its time zone aligns density buckets."""
+    """A shop; its time zone aligns density buckets, and person search is off until the admin enables it."""
 
     __tablename__ = "stores"
 
@@ -24,6 +36,7 @@ class Store(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ingest_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    match_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Zone(Base):
@@ -68,7 +81,7 @@ class Visitor(Base):
     """One shopper: the sightings linked together by appearance within the visitor time window."""
 
     __tablename__ = "visitors"
-    __table_args__ = (Index("ix_visitors_store", "store_id"),)
+    __table_args__ = (Index("ix_visitors_store", "store_id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
@@ -84,6 +97,7 @@ class Sighting(Base):
         Index("ix_sightings_store_id", "store_id", "id"),
         Index("ix_sightings_store_zone_captured", "store_id", "zone_id", "captured_ms"),
         Index("ix_sightings_visitor", "visitor_id", "captured_ms"),
+        NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -97,3 +111,45 @@ class Sighting(Base):
     similarity: Mapped[float | None] = mapped_column(Float, nullable=True)
     model_version: Mapped[str] = mapped_column(String(64))
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SightingCrop(Base):
+    """The uploaded image of a sighting, kept only when ``REID_STORE_CROPS`` asks for it."""
+
+    __tablename__ = "sighting_crops"
+
+    sighting_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("sightings.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    content_type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DeletedSighting(Base):
+    """A tombstone of an erased sighting, so every replica drops it from its index."""
+
+    __tablename__ = "deleted_sightings"
+    __table_args__ = (Index("ix_deleted_sightings_store_id", "store_id", "id"), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    sighting_id: Mapped[int] = mapped_column(BigInteger)
+    deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MatchAudit(Base):
+    """One person search (``/match``): who asked, for which case, when, and how much it returned."""
+
+    __tablename__ = "match_audit"
+    __table_args__ = (Index("ix_match_audit_store_time", "store_id", "requested_at"), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"), nullable=True)
+    key_prefix: Mapped[str] = mapped_column(String(32))
+    case_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(16))
+    results: Mapped[int] = mapped_column(Integer)
+    visitors: Mapped[int] = mapped_column(Integer)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 
 MAX_ID = 2**31 - 1
 MAX_BIG_ID = 2**63 - 1
@@ -41,21 +41,34 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def known_zone(value: str | None) -> str | None:
+    """Refuse time zones that zoneinfo does not know."""
+    if value is None:
+        return value
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(known_zone)]
+
+
 class StoreIn(BaseModel):
     """A store to create."""
 
     name: str = Field(min_length=1, max_length=200)
-    timezone: str = Field("UTC", description="IANA time zone name, e.g. Europe/Berlin")
+    timezone: TimeZoneName = Field("UTC", description="IANA time zone name, e.g. Europe/Berlin")
+    match_enabled: bool = Field(False, description="allow person search (/match) for this store")
 
-    @field_validator("timezone")
-    @classmethod
-    def known_zone(cls, value: str) -> str:
-        """Refuse time zones that zoneinfo does not know."""
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+
+class StoreUpdate(BaseModel):
+    """Changes to a store; fields left out stay as they are."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    timezone: TimeZoneName | None = Field(None, description="IANA time zone name")
+    match_enabled: bool | None = Field(None, description="allow person search (/match) for this store")
 
 
 class StoreOut(BaseModel):
@@ -65,6 +78,7 @@ class StoreOut(BaseModel):
     name: str
     timezone: str
     created_at: UtcDatetime
+    match_enabled: bool
 
 
 class ZoneIn(BaseModel):
@@ -228,3 +242,18 @@ class VisitorDeleted(BaseModel):
 
     visitor_id: int
     sightings_deleted: int
+
+
+class MatchAuditOut(BaseModel):
+    """One audited person search."""
+
+    id: int
+    store_id: int
+    key_id: int | None
+    key_prefix: str
+    case_id: str | None
+    reason: str | None
+    requested_at: UtcDatetime
+    outcome: str = Field(description="ok, or refused when person search was not enabled")
+    results: int
+    visitors: int

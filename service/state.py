@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -11,6 +11,7 @@ from service.core.config import Settings
 from service.core.rate_limit import RateLimiter
 from service.embedding import BatchingEmbedder, LoadedModel
 from service.index_sync import IndexSync
+from service.maintenance import MaintenanceStatus
 from service.vector_store import VectorStore
 
 
@@ -26,6 +27,7 @@ class AppState:
     vectors: VectorStore
     sync: IndexSync
     limiter: RateLimiter
+    maintenance: MaintenanceStatus = field(default_factory=MaintenanceStatus)
 
     @property
     def model_version(self) -> str:

@@ -28,10 +28,12 @@ api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="A
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the admin, or a store key's store."""
+    """Who is calling: the admin, or a store key (its id, public prefix and store)."""
 
     admin: bool
     store: Store | None = None
+    key_id: int | None = None
+    key_prefix: str | None = None
 
 
 def get_state(request: Request) -> AppState:
@@ -85,7 +87,7 @@ def _store_caller(state: AppState, key: str) -> Caller:
         _check_rate(state, f"key:{row.id}")
         store = session.get(Store, row.store_id)
         _record_use(session, row)
-        return Caller(admin=False, store=store)
+        return Caller(admin=False, store=store, key_id=row.id, key_prefix=row.prefix)
 
 
 def get_caller(
@@ -109,10 +111,15 @@ def require_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
     return caller
 
 
-def require_store(caller: Annotated[Caller, Depends(get_caller)]) -> Store:
-    """403 unless the caller holds a store key; returns that store."""
+def require_store_caller(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    """403 unless the caller holds a store key; returns the caller."""
     if caller.store is None:
         raise HTTPException(403, "this endpoint needs a store key (the admin key is not bound to a store)")
+    return caller
+
+
+def require_store(caller: Annotated[Caller, Depends(require_store_caller)]) -> Store:
+    """403 unless the caller holds a store key; returns that store."""
     return caller.store
 
 
@@ -122,6 +129,7 @@ StateDep = Annotated[AppState, Depends(get_state)]
 SessionDep = Annotated[Session, Depends(get_session)]
 AdminDep = Annotated[Caller, Depends(require_admin)]
 StoreDep = Annotated[Store, Depends(require_store)]
+StoreCallerDep = Annotated[Caller, Depends(require_store_caller)]
 AnyKeyDep = Annotated[Caller, Depends(get_caller)]
 
 

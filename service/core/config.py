@@ -28,7 +28,11 @@ class Settings(BaseSettings):
 
     match_threshold: float = Field(0.75, ge=-1.0, le=1.0)
     visitor_window_s: float = Field(4 * 3600.0, gt=0)
-    retention_days: int = Field(30, ge=1)
+    retention_days: int = Field(30, ge=1, le=36500)
+    audit_retention_days: int = Field(365, ge=1, le=36500)
+    maintenance_interval_s: float = Field(3600.0, gt=0)
+    store_crops: bool = False
+    max_clock_skew_s: float = Field(600.0, ge=0)
 
     max_images_per_request: int = Field(32, ge=1)
     max_upload_bytes: int = Field(16 * 1024 * 1024, ge=1024)

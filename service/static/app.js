@@ -442,6 +442,7 @@ function choosePhoto(file) {
 function matchForm() {
   const form = new FormData();
   form.append("image", state.photo, state.photo.name || "photo");
+  form.append("case_id", $("case-id").value.trim());
   form.append("top_k", $("top-k").value || "10");
   const minimum = $("min-similarity").value;
   if (minimum !== "") form.append("min_similarity", minimum);
@@ -454,6 +455,7 @@ function matchForm() {
 }
 
 function photoProblem(error) {
+  if (error.status === 403) return `Person search is not available: ${error.detail}`;
   if (error.status === 422) return `This photo could not be used: ${error.detail}`;
   if (error.status === 413) return `This photo is too large: ${error.detail}`;
   return error.status === undefined ? error.message : `The search failed. ${error.message}`;
@@ -463,6 +465,11 @@ async function search() {
   const results = $("match-results");
   if (!state.photo) {
     showError("match-error", "Drop or choose a photo of the person first.");
+    return;
+  }
+  if (!$("case-id").value.trim()) {
+    showError("match-error", "Enter the case ID first: every search is written to the store's audit log.");
+    $("case-id").focus();
     return;
   }
   const ticket = ++state.searches;

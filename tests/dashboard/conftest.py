@@ -58,6 +58,7 @@ def live_url(loaded_model: LoadedModel, cast, tmp_path_factory: pytest.TempPathF
         admin_key=ADMIN_KEY,
         match_threshold=cast.threshold,
         embed_max_wait_ms=2.0,
+        retention_days=service_fixtures.LONG_RETENTION_DAYS,
     )
     app = create_app(settings, loaded_model)
     if not any(getattr(route, "path", None) == "/" for route in app.routes):

@@ -180,6 +180,10 @@ def test_a_photo_finds_the_person_newest_first(context: BrowserContext, scenario
     page.set_input_files(
         "#photo", files=[{"name": "lost-child.png", "mimeType": "image/png", "buffer": query}]
     )
+    expect(page.locator("#match-error")).to_contain_text("Enter the case ID first")
+    expect(page.locator("#match-results .visitor")).to_have_count(0)
+    page.fill("#case-id", "lost-child-2611")
+    page.click("#match-form button")
 
     best = page.locator("#match-results .visitor").first
     expect(best).to_have_attribute("data-visitor", str(scenario.visitors[0]))
@@ -208,6 +212,11 @@ def test_a_photo_finds_the_person_newest_first(context: BrowserContext, scenario
     page.fill("#to", "2026-11-23")
     page.click("#match-form button")
     expect(page.locator("#match-results")).to_have_text("No sightings match this photo.")
+    audit = scenario.api.get(
+        f"/stores/{scenario.store['id']}/match-audit", headers={"X-API-Key": ADMIN_KEY}
+    ).json()
+    assert [(row["case_id"], row["outcome"]) for row in audit[:2]] == [("lost-child-2611", "ok")] * 2
+    assert audit[0]["results"] == 0 and audit[1]["results"] >= len(VISITS[0])
     assert errors == []
 
 
@@ -215,6 +224,7 @@ def test_a_bad_image_is_reported_plainly(context: BrowserContext, scenario: Scen
     page, errors = open_page(context, scenario.base_url)
     enter_key(page, scenario.key)
     expect(page.locator("#dashboard")).to_be_visible()
+    page.fill("#case-id", "bad-image-check")
     payload = base64.b64encode(b"this is not a picture").decode()
     transfer = page.evaluate_handle(
         """data => {

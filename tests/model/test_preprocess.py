@@ -116,3 +116,38 @@ def test_missing_file_is_refused(tmp_path):
 def test_empty_batch_is_refused():
     with pytest.raises(ImageDecodeError, match="no images"):
         preprocess([])
+
+
+OPENCV_DECODE = """
+import sys
+{setup}
+import cv2
+import numpy as np
+data = np.fromfile(sys.argv[1], dtype=np.uint8)
+try:
+    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+except cv2.error as exc:
+    decoded = None if "CV_IO_MAX_IMAGE_PIXELS" in str(exc) else exc
+print("refused" if decoded is None else "x".join(map(str, decoded.shape)))
+"""
+
+
+@pytest.mark.parametrize(("setup", "expected"), [("import model", "refused"), ("", "4000x5000x3")])
+def test_opencv_refuses_images_over_the_pixel_limit_once_model_is_imported(tmp_path, setup, expected):
+    import os
+    import subprocess
+    import sys
+
+    import cv2
+
+    path = tmp_path / "twenty-megapixels.png"
+    ok, encoded = cv2.imencode(".png", np.zeros((4000, 5000, 3), np.uint8))
+    assert ok
+    encoded.tofile(path)
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}
+    script = OPENCV_DECODE.format(setup=setup)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected

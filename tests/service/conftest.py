@@ -33,6 +33,7 @@ from training.losses import batch_hard_triplet
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ADMIN_KEY = "test-admin-key"
+LONG_RETENTION_DAYS = 36500
 INPUT_SIZE = (64, 32)
 TRAIN_IDS = range(1, 41)
 TRAIN_CAMERAS = range(4)
@@ -206,6 +207,7 @@ def settings_for(cast: Cast, tmp_path: Path) -> Callable[..., Settings]:
             "admin_key": ADMIN_KEY,
             "match_threshold": cast.threshold,
             "embed_max_wait_ms": 2.0,
+            "retention_days": LONG_RETENTION_DAYS,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)
@@ -238,9 +240,12 @@ def client(database_url: str, settings_for, start_app) -> TestClient:
 ADMIN = {"X-API-Key": ADMIN_KEY}
 
 
-def make_store(client: TestClient, zones: list[str], timezone: str = "UTC") -> dict:
+def make_store(
+    client: TestClient, zones: list[str], timezone: str = "UTC", person_search: bool = True
+) -> dict:
     """Create a store with one camera per zone and a key; returns ids and the key header."""
-    store = client.post("/stores", json={"name": "Test store", "timezone": timezone}, headers=ADMIN).json()
+    body = {"name": "Test store", "timezone": timezone, "match_enabled": person_search}
+    store = client.post("/stores", json=body, headers=ADMIN).json()
     zone_ids, camera_ids = {}, {}
     for name in zones:
         zone = client.post(f"/stores/{store['id']}/zones", json={"name": name}, headers=ADMIN).json()
@@ -265,7 +270,9 @@ def post_sighting(client: TestClient, store: dict, zone: str, image: np.ndarray,
 
 
 def post_match(client: TestClient, store: dict, image: np.ndarray, **fields):
-    """POST a photo to /match."""
+    """POST a photo to /match (for case ``test-case`` unless ``case_id`` or ``reason`` is given)."""
+    if "case_id" not in fields and "reason" not in fields:
+        fields["case_id"] = "test-case"
     return client.post(
         "/match",
         data={k: str(v) for k, v in fields.items()},

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import stat
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from service import cli
 from service.core.config import Settings, get_settings
@@ -22,6 +24,12 @@ def demo_env(tmp_path, monkeypatch):
     get_settings.cache_clear()
     yield tmp_path
     get_settings.cache_clear()
+
+
+def _photo() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((64, 32, 3), 128, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def run_admin(argv, capsys) -> tuple[int, str]:
@@ -48,6 +56,8 @@ def test_demo_is_idempotent_and_keys_work(demo_env, capsys):
     assert code == 0
     new_key = created.strip().split()[-1]
     assert run_admin(["create-key", "42"], capsys)[0] == 1
+    assert run_admin(["person-search", "1", "off"], capsys) == (0, "person search for store 1 is off\n")
+    assert run_admin(["person-search", "42", "on"], capsys)[0] == 1
 
     settings = cli._with_admin_key(get_settings())
     settings = settings.model_copy(update={"untrained_backbone": "resnet18", "index_dir": demo_env / "idx"})
@@ -61,6 +71,15 @@ def test_demo_is_idempotent_and_keys_work(demo_env, capsys):
             )
             assert zones.status_code == 200
             assert [z["name"] for z in zones.json()["zones"]] == list(cli.DEMO_LAYOUT)
+        stores = client.get("/stores", headers={"X-API-Key": admin_key}).json()
+        assert stores[0]["match_enabled"] is False
+        photo = {"image": ("p.png", _photo(), "image/png")}
+        search = client.post("/match", data={"case_id": "c"}, files=photo, headers={"X-API-Key": store_key})
+        assert search.status_code == 403
+    assert run_admin(["demo"], capsys)[0] == 0
+    with TestClient(create_app(settings)) as client:
+        search = client.post("/match", data={"case_id": "c"}, files=photo, headers={"X-API-Key": store_key})
+        assert search.status_code == 200, search.text
         ready = client.get("/readyz").json()
         assert ready["model"]["trained"] is False
         assert "UNTRAINED" in ready["warning"]

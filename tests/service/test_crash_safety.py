@@ -15,6 +15,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from service.db import migrate
+from tests.service.conftest import LONG_RETENTION_DAYS
 from training.datasets.synthetic import render_person
 
 START_TIMEOUT_S = 90
@@ -43,6 +44,7 @@ def _serve(tmp_path: Path, url: str, model_dir: Path, port: int, admin_key: str)
         "REID_ADMIN_KEY": admin_key,
         "REID_RATE_LIMIT_PER_MINUTE": "0",
         "REID_DEVICE": "cpu",
+        "REID_RETENTION_DAYS": str(LONG_RETENTION_DAYS),
     }
     command = [str(Path(sys.executable).parent / "reid-serve"), "--port", str(port), "--log-level", "warning"]
     process = subprocess.Popen(command, env=env, cwd=tmp_path)
@@ -140,7 +142,9 @@ def test_sigkill_mid_ingest_keeps_every_acknowledged_sighting(tmp_path, model_di
         with httpx.Client(base_url=base, headers=store["headers"], timeout=10) as client:
             for sighting, image in sightings:
                 found = client.post(
-                    "/match", data={"top_k": "3"}, files={"image": ("query.png", image, "image/png")}
+                    "/match",
+                    data={"top_k": "3", "case_id": "crash-test"},
+                    files={"image": ("query.png", image, "image/png")},
                 ).json()["matches"]
                 best = {m["sighting_id"]: m["similarity"] for m in found}
                 assert best.get(sighting["sighting_id"], 0) > 0.999, (sighting, found)

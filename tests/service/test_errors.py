@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pytest
 
@@ -90,6 +92,8 @@ def test_bad_uploads(sqlite_client, store, helpers):
     gif = ("images", ("a.gif", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "image/gif"))
     assert_json_error(post(sqlite_client, store, [gif]), 422)
     assert_json_error(post(sqlite_client, store, [good] * 4), 422)
+    mislabelled = ("images", ("photo.jpg", person(helpers), "image/jpeg"))
+    assert post(sqlite_client, store, [mislabelled]).status_code == 201
     assert_json_error(post(sqlite_client, store, []), 422)
     big = np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8)
     assert_json_error(
@@ -99,7 +103,14 @@ def test_bad_uploads(sqlite_client, store, helpers):
     assert_json_error(post(sqlite_client, store, [good], camera_id="abc"), 422)
     other = helpers.make_store(sqlite_client, ["elsewhere"])
     assert_json_error(post(sqlite_client, store, [good], camera_id=str(other["cameras"]["elsewhere"])), 404)
-    for stamp in ("yesterday", "2026-11-25T10:00:00", "2026-13-01T00:00:00Z"):
+    far_future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    for stamp in (
+        "yesterday",
+        "2026-11-25T10:00:00",
+        "2026-13-01T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        far_future,
+    ):
         assert_json_error(post(sqlite_client, store, [good], captured_at=stamp), 422)
     two_stamps = {"captured_at": ["2026-11-25T10:00:00Z", "2026-11-25T10:01:00Z"]}
     assert_json_error(post(sqlite_client, store, [good] * 3, **two_stamps), 422)
@@ -124,7 +135,7 @@ def test_bad_match_and_density_queries(sqlite_client, store, helpers):
 
     def match(**data):
         files = {"image": ("q.png", image, "image/png")}
-        return sqlite_client.post("/match", data=data, files=files, headers=headers)
+        return sqlite_client.post("/match", data={"case_id": "c-1"} | data, files=files, headers=headers)
 
     assert_json_error(match(zone_id="999"), 404)
     assert_json_error(match(top_k="0"), 422)

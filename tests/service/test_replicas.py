@@ -108,3 +108,49 @@ def test_two_instances_share_one_postgres(pg_databases, settings_for, start_app,
     assert linked.json()["sightings"][0]["visitor_id"] == sighting["visitor_id"]
     back = helpers.post_match(one, store, helpers.story_image(child, 4), top_k=3).json()
     assert back["visitors"][0]["zone_name"] == "toys"
+
+
+def _truncate(path) -> None:
+    path.write_bytes(path.read_bytes()[: max(1, path.stat().st_size // 2)])
+
+
+def _garbage(path) -> None:
+    path.write_bytes(b"\x00not what was saved\xff" * 8)
+
+
+CORRUPTIONS = {
+    "truncated faiss file": ("day_*.faiss", _truncate),
+    "garbage faiss file": ("day_*.faiss", _garbage),
+    "garbage id arrays": ("day_*.npz", _garbage),
+    "truncated id arrays": ("day_*.npz", _truncate),
+    "garbage shard list": ("shards.json", _garbage),
+    "garbage watermark": ("watermark.json", _garbage),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_a_corrupt_saved_index_is_rebuilt_from_sql(
+    corruption, tmp_path, settings_for, start_app, helpers, cast
+):
+    from service.db import migrate
+
+    url = f"sqlite:///{tmp_path / 'reid.db'}"
+    migrate(url)
+    settings = settings_for(url)
+    first = start_app(settings)
+    store = helpers.make_store(first, ["entrance", "toys"])
+    ingest(first, helpers, cast, store)
+    before = answers(first, helpers, cast, store)
+    first.__exit__(None, None, None)
+
+    pattern, damage = CORRUPTIONS[corruption]
+    damaged = sorted(settings.index_dir.rglob(pattern))
+    assert damaged, f"nothing saved matches {pattern}"
+    for path in damaged:
+        damage(path)
+    restarted = start_app(settings)
+    ready = restarted.get("/readyz").json()
+    assert (ready["indexes"]["loaded_from_disk"], ready["indexes"]["rebuilt_from_sql"]) == (0, 1)
+    assert ready["indexes"]["vectors"] == 6
+    assert answers(restarted, helpers, cast, store) == before

@@ -1,17 +1,35 @@
-"""Admin endpoints: stores, zones, cameras and store keys, including revocation (admin key only)."""
+"""Admin endpoints: stores, zones, cameras, store keys and the person-search audit log (admin key only)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from service import admin_ops
 from service.api.deps import AdminDep, IdPath, SessionDep
+from service.audit import AuditQuery, list_searches
 from service.models import ApiKey, Camera, Store, Zone
-from service.schemas import CameraIn, CameraOut, KeyIn, KeyOut, NewKeyOut, StoreIn, StoreOut, ZoneIn, ZoneOut
+from service.schemas import (
+    MAX_BIG_ID,
+    CameraIn,
+    CameraOut,
+    KeyIn,
+    KeyOut,
+    MatchAuditOut,
+    NewKeyOut,
+    StoreIn,
+    StoreOut,
+    StoreUpdate,
+    ZoneIn,
+    ZoneOut,
+)
+from service.timeparse import TimeParseError, parse_timestamp
+
+MAX_AUDIT_PAGE = 1000
 
 router = APIRouter(prefix="/stores", tags=["admin"])
 
@@ -30,7 +48,7 @@ def _as(schema, row):
 @router.post("", status_code=201, response_model=StoreOut)
 def create_store(body: StoreIn, session: SessionDep, _: AdminDep) -> StoreOut:
     """Create a store."""
-    store = admin_ops.create_store(session, body.name, body.timezone)
+    store = admin_ops.create_store(session, body.name, body.timezone, body.match_enabled)
     session.commit()
     return _as(StoreOut, store)
 
@@ -45,6 +63,39 @@ def list_stores(session: SessionDep, _: AdminDep) -> list[StoreOut]:
 def get_store(store_id: IdPath, session: SessionDep, _: AdminDep) -> StoreOut:
     """One store."""
     return _as(StoreOut, _store(session, store_id))
+
+
+@router.patch("/{store_id}", response_model=StoreOut)
+def update_store(store_id: IdPath, body: StoreUpdate, session: SessionDep, _: AdminDep) -> StoreOut:
+    """Rename a store, change its time zone, or enable or disable person search (/match)."""
+    store = _store(session, store_id)
+    for field, value in body.model_dump(exclude_unset=True).items():
+        if value is None:
+            raise HTTPException(422, f"{field} cannot be null")
+        setattr(store, field, value)
+    session.commit()
+    return _as(StoreOut, store)
+
+
+@router.get("/{store_id}/match-audit", response_model=list[MatchAuditOut])
+def match_audit(
+    store_id: IdPath,
+    session: SessionDep,
+    _: AdminDep,
+    case_id: Annotated[str | None, Query(max_length=100)] = None,
+    since: Annotated[str | None, Query(description="ISO 8601 with offset")] = None,
+    until: Annotated[str | None, Query(description="ISO 8601 with offset")] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_BIG_ID, description="older than")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE)] = 100,
+) -> list[MatchAuditOut]:
+    """The store's person searches, newest first: key, case, reason, time, outcome and result counts."""
+    _store(session, store_id)
+    try:
+        bounds = [parse_timestamp(v, n) if v else None for v, n in ((since, "since"), (until, "until"))]
+    except TimeParseError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    query = AuditQuery(store_id, case_id, bounds[0], bounds[1], before_id, limit)
+    return [_as(MatchAuditOut, row) for row in list_searches(session, query)]
 
 
 @router.post("/{store_id}/zones", status_code=201, response_model=ZoneOut)

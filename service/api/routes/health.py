@@ -50,6 +50,7 @@ async def readyz(state: StateDep) -> JSONResponse:
             "loaded_from_disk": state.sync.started["loaded"],
             "rebuilt_from_sql": state.sync.started["rebuilt"],
         },
+        "maintenance": state.maintenance.as_dict(),
     }
     if database != "ok":
         body["reason"] = f"database {database}"
