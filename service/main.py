@@ -24,6 +24,7 @@ from service.embedding import BatchingEmbedder, LoadedModel, load_model
 from service.index_sync import IndexSync
 from service.maintenance import maintenance_loop
 from service.schemas import ERROR_RESPONSES
+from service.shared_rate_limit import SharedRateLimiter
 from service.state import AppState
 from service.vector_store import open_vector_store
 
@@ -55,7 +56,11 @@ def build_state(settings: Settings, model: LoadedModel | None) -> AppState:
         vectors.size(),
     )
     batcher = BatchingEmbedder(model.embedder, settings.embed_batch_size, settings.embed_max_wait_ms / 1000)
-    limiter = RateLimiter(settings.rate_limit_per_minute)
+    limiter: RateLimiter | SharedRateLimiter = (
+        SharedRateLimiter(sessions, settings.rate_limit_per_minute)
+        if settings.rate_limit_backend == "database"
+        else RateLimiter(settings.rate_limit_per_minute)
+    )
     return AppState(settings, engine, sessions, model, batcher, vectors, sync, limiter)
 
 

@@ -153,3 +153,13 @@ class MatchAudit(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     results: Mapped[int] = mapped_column(Integer)
     visitors: Mapped[int] = mapped_column(Integer)
+
+
+class RateBucket(Base):
+    """A key's token bucket when rate limits are shared between replicas (``REID_RATE_LIMIT_BACKEND``)."""
+
+    __tablename__ = "rate_buckets"
+
+    bucket: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)

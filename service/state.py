@@ -12,6 +12,7 @@ from service.core.rate_limit import RateLimiter
 from service.embedding import BatchingEmbedder, LoadedModel
 from service.index_sync import IndexSync
 from service.maintenance import MaintenanceStatus
+from service.shared_rate_limit import SharedRateLimiter
 from service.vector_store import VectorStore
 
 
@@ -26,7 +27,7 @@ class AppState:
     batcher: BatchingEmbedder
     vectors: VectorStore
     sync: IndexSync
-    limiter: RateLimiter
+    limiter: RateLimiter | SharedRateLimiter
     maintenance: MaintenanceStatus = field(default_factory=MaintenanceStatus)
 
     @property

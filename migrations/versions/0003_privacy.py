@@ -1,4 +1,5 @@
-"""Privacy: person search opt-in per store, its audit log, optional crops and erasure tombstones.
+"""Privacy: person search opt-in per store, its audit log, optional crops and erasure tombstones;
+token buckets for rate limits shared by replicas.
 
 On SQLite, ``visitors`` and ``sightings`` are rebuilt with AUTOINCREMENT: without it SQLite hands out
 the ids of deleted newest rows again, and the index watermarks and erasure tombstones need ids that are
@@ -25,7 +26,7 @@ NEVER_REUSED = ("visitors", "sightings")
 
 
 def upgrade() -> None:
-    """Add ``stores.match_enabled`` (off) and the crop, tombstone and audit tables; no id reuse on SQLite."""
+    """Add ``stores.match_enabled`` (off) and the crop, tombstone, audit and bucket tables; no id reuse."""
     if op.get_bind().dialect.name == "sqlite":
         for table in NEVER_REUSED:
             with op.batch_alter_table(table, recreate="always", table_kwargs={"sqlite_autoincrement": True}):
@@ -68,11 +69,17 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_match_audit_store_time", "match_audit", ["store_id", "requested_at"])
+    op.create_table(
+        "rate_buckets",
+        sa.Column("bucket", sa.String(64), primary_key=True),
+        sa.Column("tokens", sa.Float(), nullable=False),
+        sa.Column("updated_ms", sa.BigInteger(), nullable=False),
+    )
 
 
 def downgrade() -> None:
-    """Drop the three tables and the column again (SQLite keeps AUTOINCREMENT, which is harmless)."""
-    for table in ("match_audit", "deleted_sightings", "sighting_crops"):
+    """Drop the four tables and the column again (SQLite keeps AUTOINCREMENT, which is harmless)."""
+    for table in ("rate_buckets", "match_audit", "deleted_sightings", "sighting_crops"):
         op.drop_table(table)
     with op.batch_alter_table("stores") as batch:
         batch.drop_column("match_enabled")

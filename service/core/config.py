@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     max_top_k: int = Field(100, ge=1)
     rate_limit_per_minute: int = Field(600, ge=0)
+    rate_limit_backend: Literal["memory", "database"] = "memory"
 
     embed_batch_size: int = Field(32, ge=1)
     embed_max_wait_ms: float = Field(5.0, ge=0)

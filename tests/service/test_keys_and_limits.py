@@ -10,6 +10,7 @@ from service import admin_ops
 from service.core.rate_limit import RateLimiter
 from service.core.security import hash_key
 from service.db import alembic_config, make_engine, make_session_factory, migrate, session_scope
+from service.shared_rate_limit import SharedRateLimiter
 
 WINDOW = {"start": "2026-11-25T09:00:00Z", "end": "2026-11-25T10:00:00Z"}
 
@@ -97,6 +98,21 @@ def test_only_the_hash_of_a_key_is_stored(database_url, client, helpers):
     assert not [row for row in rows if any(secret in str(value) for value in row)]
 
 
+def test_replicas_share_one_bucket_with_the_database_backend(database_url, settings_for, start_app, helpers):
+    setup = start_app(settings_for(database_url))
+    store = helpers.make_store(setup, ["entrance"])
+    other = new_key(setup, helpers, store["id"], "other")
+    replicas = [
+        start_app(settings_for(database_url, rate_limit_per_minute=3, rate_limit_backend="database"))
+        for _ in range(2)
+    ]
+    answers = [density(replicas[i % 2], store["headers"]).status_code for i in range(3)]
+    assert answers == [200, 200, 200]
+    for replica in replicas:
+        assert_rate_limited(density(replica, store["headers"]))
+    assert density(replicas[1], {"X-API-Key": other["key"]}).status_code == 200
+
+
 @pytest.fixture
 def limited(tmp_path, settings_for, start_app):
     """An app allowing 3 requests a minute per key, and two keys of one store made without the API."""
@@ -132,16 +148,25 @@ def test_a_key_over_its_limit_gets_429_and_other_keys_do_not(limited, helpers):
         assert client.get("/healthz").status_code == 200
 
 
-def test_the_bucket_refills_at_the_configured_rate():
-    now = [0.0]
-    limiter = RateLimiter(6, clock=lambda: now[0])
+@pytest.mark.parametrize("backend", ["memory", "database"])
+def test_the_bucket_refills_at_the_configured_rate(backend, tmp_path):
+    now = [1_800_000_000.0]
+    if backend == "memory":
+        limiter, off = RateLimiter(6, clock=lambda: now[0]), RateLimiter(0)
+    else:
+        url = f"sqlite:///{tmp_path / 'buckets.db'}"
+        migrate(url)
+        sessions = make_session_factory(make_engine(url))
+        limiter, off = SharedRateLimiter(sessions, 6, clock=lambda: now[0]), SharedRateLimiter(sessions, 0)
     assert [limiter.take("k") for _ in range(6)] == [0] * 6
     assert limiter.take("k") == 10
     assert limiter.take("other") == 0
-    now[0] = 10.0
+    now[0] += 10.0
     assert limiter.take("k") == 0
     assert limiter.take("k") == 10
-    assert RateLimiter(0).take("k") == 0
+    now[0] += 600.0
+    assert [limiter.take("k") for _ in range(7)] == [0] * 6 + [10]
+    assert off.take("k") == 0
 
 
 OLD_ROWS = (
