@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from alembic import command
 from sqlalchemy import create_engine, text
@@ -187,3 +189,18 @@ def test_keys_made_before_the_usage_columns_survive_the_upgrade(database_url):
         row = connection.execute(text("SELECT name, last_used_at, revoked_at FROM api_keys")).one()
     engine.dispose()
     assert tuple(row) == ("old", None, None)
+
+
+def test_keys_never_reach_the_logs(client, helpers, caplog):
+    caplog.set_level(logging.DEBUG)
+    store = helpers.make_store(client, ["entrance"])
+    secret = store["headers"]["X-API-Key"]
+    assert density(client, store["headers"]).status_code == 200
+    assert density(client, {"X-API-Key": secret + "x"}).status_code == 401
+    assert client.get("/stores", headers={"X-API-Key": helpers.admin["X-API-Key"] + "x"}).status_code == 401
+    assert client.get("/stores", headers=helpers.admin).status_code == 200
+    settings = client.app.state.services.settings
+    logged = caplog.text + repr(settings) + str(settings.model_dump())
+    assert caplog.records
+    for key in (helpers.admin["X-API-Key"], secret, secret.split("_")[-1]):
+        assert key not in logged
