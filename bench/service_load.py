@@ -1,26 +1,43 @@
-"""Sightings/s of the running service under N concurrent clients, beside the model's own batch throughput.
+"""Load on the running service: ingest-only sightings/s, or a mixed ingest/match/density workload.
 
-Starts ``reid-serve`` in a subprocess on 127.0.0.1 with a temporary SQLite database and an exported
-model (``--model-dir``; without one, an untrained ResNet-50 RGA-SC is exported to a temp dir first),
-posts synthetic person crops from N clients (bounded by a request count and a time limit), reads the
-mean embed batch size from ``/metrics``, then stops the server and times ``Embedder.embed_tensor`` at
-batch 32 on the same model. Prints a table and writes ``bench/results/service_load.json``.
+Both modes start ``reid-serve`` in a subprocess on 127.0.0.1 with a temporary SQLite database, rate
+limiting off, and an exported model (``--model-dir``; without one, an untrained ResNet-50 RGA-SC is
+exported to a temp dir first).
+
+Default (ingest only): N clients post one synthetic person crop per request (bounded by a request count
+and a time limit), the mean embed batch size is read from ``/metrics``, then the server is stopped and
+``Embedder.embed_tensor`` is timed at batch 32 on the same model. Writes
+``bench/results/service_load.json``.
+
+``--mixed``: a store with four zones/cameras, person search enabled by the admin and some seeded
+sightings; C clients for a bounded time each draw every request with fixed odds (POST /sightings of 1-4
+crops, POST /match with a case id, GET /density over the last hour in PT15M buckets) while the server's
+RSS is read from /proc every second. Reports count, requests/s, errors and p50/p95/p99 latency per kind
+and overall, and whether RSS levels off (growth in the second half of the run, net of the vectors added,
+against the first half). Exits 1 on any error and 2 when memory keeps growing. Writes
+``bench/results/service_load_mixed.json`` and a PNG of RSS and latencies over time beside it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
+import math
 import os
 import platform
+import random
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -33,6 +50,51 @@ from training.datasets.synthetic import render_person
 
 ADMIN_KEY = "bench-admin-key"
 RESULTS = Path(__file__).resolve().parent / "results" / "service_load.json"
+MIXED_RESULTS = RESULTS.with_name("service_load_mixed.json")
+ZONES = ("entrance", "aisle", "toys", "checkout")
+KINDS = ("sightings", "match", "density")
+CASE_ID = "bench-load"
+RECENT_S = 3600
+SEED_BATCH = 8
+SHOWN_ERRORS = 5
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BenchStore:
+    """A store made for the bench: its id, a store key and one camera per zone."""
+
+    id: int
+    key: str
+    cameras: list[int]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request of the mixed load: kind, end time (s from the start), latency (s), success, crops sent."""
+
+    kind: str
+    ended: float
+    latency: float
+    ok: bool
+    crops: int
+    error: str
+
+
+Sent = tuple[httpx.Response, int]
+
+
+@dataclass
+class MixedRun:
+    """What the mixed clients share: the store, crops, kind odds, duration, and what they measured."""
+
+    store: BenchStore
+    images: list[bytes]
+    weights: list[float]
+    seconds: float
+    start: float = 0.0
+    outcomes: list[Outcome] = field(default_factory=list)
+    rss: list[tuple[float, float]] = field(default_factory=list)
 
 
 def free_port() -> int:
@@ -50,6 +112,11 @@ def crops(count: int) -> list[bytes]:
         Image.fromarray(render_person(index % 97 + 1, index % 5, index)).save(buffer, format="PNG")
         images.append(buffer.getvalue())
     return images
+
+
+def ago(seconds: float) -> str:
+    """ISO 8601 UTC timestamp ``seconds`` before now (the service refuses capture times in the future)."""
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat()
 
 
 def ensure_model(model_dir: Path | None, workdir: Path) -> Path:
@@ -96,24 +163,52 @@ def wait_ready(base: str, server: subprocess.Popen, timeout: float = 300) -> Non
     raise TimeoutError("server not ready")
 
 
-def setup_store(base: str) -> tuple[str, list[int]]:
-    """A store with four zones/cameras; returns its key and camera ids."""
+@contextlib.contextmanager
+def serving(
+    workdir: Path, model_dir: Path, args: argparse.Namespace
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A ready server on a free loopback port (base URL and process), stopped on exit."""
+    port = free_port()
+    server = start_server(workdir, model_dir, port, args)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base, server)
+        yield base, server
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def setup_store(base: str) -> BenchStore:
+    """A store with one camera in each of four zones, and a store key."""
     admin = {"X-API-Key": ADMIN_KEY}
     with httpx.Client(base_url=base, headers=admin, timeout=30) as client:
-        store = client.post("/stores", json={"name": "bench"}).json()["id"]
+        store = client.post("/stores", json={"name": "bench"}).raise_for_status().json()["id"]
         cameras = []
-        for name in ("entrance", "aisle", "toys", "checkout"):
-            zone = client.post(f"/stores/{store}/zones", json={"name": name}).json()["id"]
-            cameras.append(
-                client.post(f"/stores/{store}/cameras", json={"name": name, "zone_id": zone}).json()["id"]
-            )
-        key = client.post(f"/stores/{store}/keys", json={"name": "bench"}).json()["key"]
-    return key, cameras
+        for name in ZONES:
+            zone = client.post(f"/stores/{store}/zones", json={"name": name}).raise_for_status().json()["id"]
+            camera = client.post(f"/stores/{store}/cameras", json={"name": name, "zone_id": zone})
+            cameras.append(camera.raise_for_status().json()["id"])
+        key = client.post(f"/stores/{store}/keys", json={"name": "bench"}).raise_for_status().json()["key"]
+    return BenchStore(store, key, cameras)
 
 
-async def load(
-    base: str, key: str, cameras: list[int], images: list[bytes], args: argparse.Namespace
-) -> dict:
+def enable_person_search(base: str, store_id: int) -> str:
+    """Let the store use /match (admin PATCH); a 404/405 means a server from before the opt-in."""
+    response = httpx.patch(
+        f"{base}/stores/{store_id}",
+        json={"match_enabled": True},
+        headers={"X-API-Key": ADMIN_KEY},
+        timeout=30,
+    )
+    if response.status_code == 200:
+        return "enabled"
+    if response.status_code in (404, 405):
+        return f"older server (PATCH /stores/{{id}} answered {response.status_code}); /match not gated"
+    raise RuntimeError(f"enabling person search: {response.status_code} {response.text[:300]}")
+
+
+async def load(base: str, store: BenchStore, images: list[bytes], args: argparse.Namespace) -> dict:
     """N clients posting one crop per request until the request count or time limit is reached."""
     latencies: list[float] = []
     failures = 0
@@ -126,8 +221,8 @@ async def load(
             if time.monotonic() > deadline:
                 return
             data = {
-                "camera_id": str(cameras[index % len(cameras)]),
-                "captured_at": f"2026-11-25T10:00:{index % 60:02d}Z",
+                "camera_id": str(store.cameras[index % len(store.cameras)]),
+                "captured_at": ago(index % 60),
             }
             files = [("images", ("crop.png", images[index % len(images)], "image/png"))]
             started = time.perf_counter()
@@ -137,7 +232,7 @@ async def load(
 
     limits = httpx.Limits(max_connections=args.clients)
     async with httpx.AsyncClient(
-        base_url=base, headers={"X-API-Key": key}, timeout=120, limits=limits
+        base_url=base, headers={"X-API-Key": store.key}, timeout=120, limits=limits
     ) as client:
         started = time.perf_counter()
         await asyncio.gather(*(client_loop(client) for _ in range(args.clients)))
@@ -161,6 +256,13 @@ def metric(text: str, name: str) -> float:
     return 0.0
 
 
+def mean_batch(before: str, after: str) -> float:
+    """Mean embed batch size between two ``/metrics`` scrapes."""
+    batches = metric(after, "reid_embed_batch_size_count") - metric(before, "reid_embed_batch_size_count")
+    embedded = metric(after, "reid_embed_batch_size_sum") - metric(before, "reid_embed_batch_size_sum")
+    return embedded / batches if batches else 0.0
+
+
 def model_throughput(model_dir: Path, batch: int, repeats: int) -> float:
     """Median images/s of ``Embedder.embed_tensor`` at ``batch`` (same runtime the service picks)."""
     embedder = load_embedder(model_dir)
@@ -174,38 +276,19 @@ def model_throughput(model_dir: Path, batch: int, repeats: int) -> float:
     return statistics.median(runs)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, default=None)
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--requests", type=int, default=600)
-    parser.add_argument("--seconds", type=float, default=180)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-wait-ms", type=float, default=10)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+def run_ingest(args: argparse.Namespace) -> int:
+    """The ingest-only measurement beside the model's batch-32 throughput; prints a table, writes JSON."""
     with tempfile.TemporaryDirectory(prefix="reid-load-") as tmp:
         workdir = Path(tmp)
         model_dir = ensure_model(args.model_dir, workdir)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = start_server(workdir, model_dir, port, args)
-        try:
-            wait_ready(base, server)
-            key, cameras = setup_store(base)
+        with serving(workdir, model_dir, args) as (base, _):
+            store = setup_store(base)
             images = crops(64)
-            asyncio.run(
-                load(base, key, cameras, images[:4], argparse.Namespace(**vars(args) | {"requests": 8}))
-            )
+            asyncio.run(load(base, store, images[:4], argparse.Namespace(**vars(args) | {"requests": 8})))
             before = httpx.get(f"{base}/metrics").text
-            result = asyncio.run(load(base, key, cameras, images, args))
+            result = asyncio.run(load(base, store, images, args))
             after = httpx.get(f"{base}/metrics").text
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
-        batches = metric(after, "reid_embed_batch_size_count") - metric(before, "reid_embed_batch_size_count")
-        embedded = metric(after, "reid_embed_batch_size_sum") - metric(before, "reid_embed_batch_size_sum")
-        result["mean_batch"] = embedded / batches if batches else 0.0
+        result["mean_batch"] = mean_batch(before, after)
         result["model_batch32_images_per_s"] = model_throughput(model_dir, 32, 5)
         metadata = json.loads((model_dir / "model.json").read_text())
     result["ratio"] = result["sightings_per_s"] / result["model_batch32_images_per_s"]
@@ -231,6 +314,355 @@ def main() -> None:
         f"{r['ratio']:>6.2f}"
     )
     print(f"failures: {result['failures']}; wrote {args.out}")
+    return 0
+
+
+async def post_sightings(
+    client: httpx.AsyncClient, store: BenchStore, images: list[bytes], rng: random.Random
+) -> Sent:
+    """POST /sightings with 1-4 crops from a random camera, captured within the last minute."""
+    count = rng.randint(1, 4)
+    files = [("images", ("crop.png", rng.choice(images), "image/png")) for _ in range(count)]
+    data = {"camera_id": str(rng.choice(store.cameras)), "captured_at": ago(rng.uniform(0, 60))}
+    return await client.post("/sightings", data=data, files=files), count
+
+
+async def post_match(
+    client: httpx.AsyncClient, store: BenchStore, images: list[bytes], rng: random.Random
+) -> Sent:
+    """POST /match with one crop, a case id, top 10 over the last hour."""
+    data = {"case_id": CASE_ID, "top_k": "10", "since": ago(RECENT_S)}
+    files = {"image": ("query.png", rng.choice(images), "image/png")}
+    return await client.post("/match", data=data, files=files), 1
+
+
+async def get_density(
+    client: httpx.AsyncClient, store: BenchStore, images: list[bytes], rng: random.Random
+) -> Sent:
+    """GET /density for every zone over the last hour in 15-minute buckets."""
+    params = {"start": ago(RECENT_S), "end": ago(0), "bucket": "PT15M"}
+    return await client.get("/density", params=params), 0
+
+
+REQUESTS: dict[
+    str, Callable[[httpx.AsyncClient, BenchStore, list[bytes], random.Random], Awaitable[Sent]]
+] = {"sightings": post_sightings, "match": post_match, "density": get_density}
+
+
+async def timed(kind: str, client: httpx.AsyncClient, run: MixedRun, rng: random.Random) -> Outcome:
+    """Send one request of ``kind`` and record it; a non-2xx answer or a transport error is an error."""
+    started = time.perf_counter()
+    try:
+        response, count = await REQUESTS[kind](client, run.store, run.images, rng)
+        ok = response.is_success
+        error = "" if ok else f"{response.status_code} {response.text[:300]}"
+    except httpx.HTTPError as exc:
+        ok, count, error = False, 0, f"{type(exc).__name__}: {exc!r}"
+    ended = time.perf_counter()
+    return Outcome(kind, ended - run.start, ended - started, ok, count, error)
+
+
+async def mixed_client(client: httpx.AsyncClient, run: MixedRun, rng: random.Random) -> None:
+    """One client: requests drawn with the run's odds, back to back, until the run's time is up."""
+    while time.perf_counter() - run.start < run.seconds:
+        kind = rng.choices(KINDS, weights=run.weights)[0]
+        run.outcomes.append(await timed(kind, client, run, rng))
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of a process in MiB (VmRSS in /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def sample_rss(pid: int, run: MixedRun, interval: float, stop: asyncio.Event) -> None:
+    """Append (seconds since start, RSS MiB) every ``interval`` until ``stop``, and once more at the end."""
+    while not stop.is_set():
+        run.rss.append((time.perf_counter() - run.start, rss_mib(pid)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+    run.rss.append((time.perf_counter() - run.start, rss_mib(pid)))
+
+
+async def seed(base: str, run: MixedRun, count: int) -> list[str]:
+    """Seed ``count`` sightings (8 crops a request, over the past hour), then try /match and /density once."""
+    rng = random.Random(len(run.images))
+    statuses = []
+    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": run.store.key}, timeout=300) as client:
+        for first in range(0, count, SEED_BATCH):
+            files = [("images", ("c.png", rng.choice(run.images), "image/png")) for _ in range(SEED_BATCH)]
+            data = {
+                "camera_id": str(rng.choice(run.store.cameras)),
+                "captured_at": ago(rng.uniform(60, RECENT_S)),
+            }
+            response = await client.post("/sightings", data=data, files=files[: count - first])
+            statuses.append(f"seed {response.status_code}")
+        for kind in ("match", "density"):
+            response, _ = await REQUESTS[kind](client, run.store, run.images, rng)
+            statuses.append(f"{kind} {response.status_code}")
+            if not response.is_success:
+                print(f"warm-up {kind}: {response.status_code} {response.text[:300]}", flush=True)
+    return statuses
+
+
+async def mixed_load(base: str, pid: int, run: MixedRun, clients: int, interval: float) -> float:
+    """Run the mixed clients for the run's duration while sampling RSS; returns the elapsed seconds."""
+    stop = asyncio.Event()
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(
+        base_url=base, headers={"X-API-Key": run.store.key}, timeout=120, limits=limits
+    ) as client:
+        run.start = time.perf_counter()
+        sampler = asyncio.create_task(sample_rss(pid, run, interval, stop))
+        await asyncio.gather(*(mixed_client(client, run, random.Random(n)) for n in range(clients)))
+        elapsed = time.perf_counter() - run.start
+        stop.set()
+        await sampler
+    return elapsed
+
+
+def percentile(ordered: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of sorted values (None when empty)."""
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def group_stats(group: list[Outcome], elapsed: float) -> dict:
+    """Count, requests/s, errors and p50/p95/p99 latency in ms of some outcomes."""
+    ordered = sorted(o.latency for o in group)
+    stats = {"count": len(group), "per_s": len(group) / elapsed, "errors": sum(not o.ok for o in group)}
+    for q in (50, 95, 99):
+        value = percentile(ordered, q)
+        stats[f"p{q}_ms"] = None if value is None else value * 1000
+    return stats
+
+
+def summarise(outcomes: list[Outcome], elapsed: float) -> dict[str, dict]:
+    """Per-kind and overall statistics."""
+    groups = {kind: [o for o in outcomes if o.kind == kind] for kind in KINDS}
+    return {name: group_stats(group, elapsed) for name, group in (groups | {"all": outcomes}).items()}
+
+
+def rss_at(samples: list[tuple[float, float]], when: float) -> float:
+    """The RSS sample taken nearest to ``when``."""
+    return min(samples, key=lambda sample: abs(sample[0] - when))[1]
+
+
+def memory_report(run: MixedRun, elapsed: float, dim: int, args: argparse.Namespace) -> dict:
+    """RSS at start, growth per half (raw and net of the vectors added), and the levels-off verdict."""
+    start, middle, end = run.rss[0][1], rss_at(run.rss, elapsed / 2), run.rss[-1][1]
+    vector_mib = (dim * 4 + 8) / MIB
+    stored = [o for o in run.outcomes if o.ok and o.kind == "sightings"]
+    early = sum(o.crops for o in stored if o.ended <= elapsed / 2)
+    added = [early, sum(o.crops for o in stored) - early]
+    first, second = middle - start, end - middle
+    net_first, net_second = first - added[0] * vector_mib, second - added[1] * vector_mib
+    allowed = max(args.growth_fraction * max(net_first, 0.0), args.growth_tolerance_mib)
+    return {
+        "rss_start_mib": start,
+        "rss_middle_mib": middle,
+        "rss_end_mib": end,
+        "rss_peak_mib": max(mib for _, mib in run.rss),
+        "growth_first_half_mib": first,
+        "growth_second_half_mib": second,
+        "vectors_added": added,
+        "vector_payload_mib": [n * vector_mib for n in added],
+        "net_growth_first_half_mib": net_first,
+        "net_growth_second_half_mib": net_second,
+        "allowed_second_half_mib": allowed,
+        "levels_off": net_second <= allowed,
+    }
+
+
+def windows(outcomes: list[Outcome], elapsed: float, width: float) -> list[tuple[float, float, float]]:
+    """(window middle, p50 s, p99 s) of the latencies of requests ending in each ``width``-second window."""
+    rows = []
+    for index in range(math.ceil(elapsed / width)):
+        ordered = sorted(o.latency for o in outcomes if index * width <= o.ended < (index + 1) * width)
+        if ordered:
+            middle = (index * width + min((index + 1) * width, elapsed)) / 2
+            rows.append((middle, percentile(ordered, 50), percentile(ordered, 99)))
+    return rows
+
+
+def plot(path: Path, run: MixedRun, elapsed: float, memory: dict) -> str:
+    """RSS over time and every request's latency (with windowed p50/p99) to a PNG; returns a note."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: no plot"
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    top.plot([t for t, _ in run.rss], [mib for _, mib in run.rss], color="black")
+    top.axvline(elapsed / 2, color="grey", linestyle="--")
+    verdict = "levels off" if memory["levels_off"] else "keeps growing"
+    top.set(ylabel="server RSS (MiB)", title=f"server RSS: {verdict}")
+    for kind, colour in zip(KINDS, ("tab:blue", "tab:orange", "tab:green"), strict=True):
+        points = [(o.ended, o.latency) for o in run.outcomes if o.kind == kind]
+        bottom.scatter(
+            [t for t, _ in points], [s for _, s in points], s=6, alpha=0.5, color=colour, label=kind
+        )
+    rows = windows(run.outcomes, elapsed, 5.0)
+    bottom.plot([r[0] for r in rows], [r[1] for r in rows], color="black", linestyle="--", label="p50 (5 s)")
+    bottom.plot([r[0] for r in rows], [r[2] for r in rows], color="red", label="p99 (5 s)")
+    bottom.set(xlabel="seconds since start", ylabel="latency (s)", yscale="log")
+    bottom.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return f"wrote {path}"
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def print_mixed(stats: dict[str, dict], memory: dict, errors: list[str]) -> None:
+    """The per-kind table, the memory verdict and the first few errors."""
+
+    def ms(value: float | None) -> str:
+        return f"{value:>8.0f}" if value is not None else f"{'-':>8}"
+
+    print(f"{'kind':<10} {'count':>6} {'req/s':>7} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    for name, s in stats.items():
+        print(
+            f"{name:<10} {s['count']:>6} {s['per_s']:>7.2f} {s['errors']:>6} "
+            f"{ms(s['p50_ms'])} {ms(s['p95_ms'])} {ms(s['p99_ms'])}"
+        )
+    m = memory
+    verdict = "levels off" if m["levels_off"] else "KEEPS GROWING"
+    print(f"server RSS: start {m['rss_start_mib']:.0f} MiB, peak {m['rss_peak_mib']:.0f} MiB")
+    for half in ("first", "second"):
+        print(
+            f"  growth {half} half {m[f'growth_{half}_half_mib']:+.1f} MiB, "
+            f"net of vectors added {m[f'net_growth_{half}_half_mib']:+.1f} MiB"
+        )
+    print(f"  second half allowed {m['allowed_second_half_mib']:.1f} MiB: {verdict}")
+    for error in errors:
+        print(f"error: {error}")
+
+
+def run_mixed(args: argparse.Namespace) -> int:
+    """The mixed workload; prints a table, writes JSON and a PNG; 1 on errors, 2 if memory keeps growing."""
+    with tempfile.TemporaryDirectory(prefix="reid-load-") as tmp:
+        workdir = Path(tmp)
+        model_dir = ensure_model(args.model_dir, workdir)
+        with serving(workdir, model_dir, args) as (base, server):
+            rss_ready = rss_mib(server.pid)
+            store = setup_store(base)
+            search = enable_person_search(base, store.id)
+            print(f"person search: {search}", flush=True)
+            run = MixedRun(store, crops(64), args.mix, args.seconds)
+            warm_up = asyncio.run(seed(base, run, args.seed_sightings))
+            readyz = httpx.get(f"{base}/readyz", timeout=30).json()
+            before, cpu_before = httpx.get(f"{base}/metrics").text, cpu_seconds(server.pid)
+            elapsed = asyncio.run(mixed_load(base, server.pid, run, args.clients, args.rss_interval))
+            cpu = cpu_seconds(server.pid) - cpu_before
+            after = httpx.get(f"{base}/metrics").text
+        metadata = json.loads((model_dir / "model.json").read_text())
+    stats = summarise(run.outcomes, elapsed)
+    memory = memory_report(run, elapsed, readyz["model"]["dim"], args)
+    errors = [f"{o.kind} at {o.ended:.1f} s: {o.error}" for o in run.outcomes if not o.ok]
+    report = {
+        "mode": "mixed",
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "elapsed_s": elapsed,
+        "mix": dict(zip(KINDS, args.mix, strict=True)),
+        "seed_sightings": args.seed_sightings,
+        "batch_size": args.batch_size,
+        "max_wait_ms": args.max_wait_ms,
+        "model": metadata["architecture"],
+        "model_dim": readyz["model"]["dim"],
+        "runtime": readyz["model"]["runtime"],
+        "person_search": search,
+        "warm_up": warm_up,
+        "mean_batch": mean_batch(before, after),
+        "server_cpu_cores": cpu / elapsed,
+        "rss_ready_mib": rss_ready,
+        "machine": machine(),
+        "kinds": stats,
+        "first_errors": errors[:SHOWN_ERRORS],
+        "memory": memory,
+        "rss_samples": [[round(t, 2), round(mib, 2)] for t, mib in run.rss],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    print(plot(args.out.with_suffix(".png"), run, elapsed, memory))
+    args.out.write_text(json.dumps(report, indent=2))
+    print_mixed(stats, memory, errors[:SHOWN_ERRORS])
+    print(f"server used {cpu / elapsed:.2f} cores; mean embed batch {report['mean_batch']:.1f}")
+    print(f"wrote {args.out}")
+    if errors:
+        return 1
+    return 0 if memory["levels_off"] else 2
+
+
+def mix(text: str) -> list[float]:
+    """Three non-negative weights for sightings,match,density (e.g. ``70,20,10``)."""
+    weights = [float(part) for part in text.split(",")]
+    if len(weights) != len(KINDS) or min(weights) < 0 or sum(weights) <= 0:
+        raise argparse.ArgumentTypeError("give three non-negative weights, e.g. 70,20,10")
+    return weights
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options; --clients, --seconds and --out default per mode."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--mixed", action="store_true", help="ingest + match + density instead of ingest only"
+    )
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--clients", type=int, default=None, help="default 32 (ingest) or 16 (mixed)")
+    parser.add_argument("--seconds", type=float, default=None, help="time limit; default 180 (ingest) or 60")
+    parser.add_argument("--requests", type=int, default=600, help="ingest: request count limit")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-wait-ms", type=float, default=10)
+    parser.add_argument("--mix", type=mix, default=[70.0, 20.0, 10.0], help="mixed: sightings,match,density")
+    parser.add_argument(
+        "--seed-sightings", type=int, default=96, help="mixed: sightings stored before the run"
+    )
+    parser.add_argument("--rss-interval", type=float, default=1.0, help="mixed: seconds between RSS samples")
+    parser.add_argument(
+        "--growth-fraction", type=float, default=0.5, help="mixed: see --growth-tolerance-mib"
+    )
+    parser.add_argument(
+        "--growth-tolerance-mib",
+        type=float,
+        default=8.0,
+        help="mixed: RSS levels off if its second-half growth (net of vectors added) is at most this or "
+        "--growth-fraction of the first half's",
+    )
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    args.clients = args.clients or (16 if args.mixed else 32)
+    args.seconds = args.seconds or (60.0 if args.mixed else 180.0)
+    args.out = args.out or (MIXED_RESULTS if args.mixed else RESULTS)
+    return args
+
+
+def main() -> None:
+    """Run the chosen mode and exit with its status."""
+    args = parse_args()
+    sys.exit(run_mixed(args) if args.mixed else run_ingest(args))
 
 
 if __name__ == "__main__":
