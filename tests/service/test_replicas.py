@@ -33,16 +33,21 @@ def answers(client, helpers, cast, store) -> list[list[tuple[int, float]]]:
     return result
 
 
+def ingest_answer_and_stop(client, helpers, cast) -> tuple[dict, list[list[tuple[int, float]]]]:
+    """Make a store, ingest the three people, note the answers, then shut the app down (saving its index)."""
+    store = helpers.make_store(client, ["entrance", "toys"])
+    ingest(client, helpers, cast, store)
+    before = answers(client, helpers, cast, store)
+    client.__exit__(None, None, None)
+    return store, before
+
+
 @pytest.mark.slow
 def test_restart_rebuilds_and_reloads_the_index(
     database_url, settings_for, start_app, helpers, cast, tmp_path
 ):
     settings = settings_for(database_url)
-    first = start_app(settings)
-    store = helpers.make_store(first, ["entrance", "toys"])
-    ingest(first, helpers, cast, store)
-    before = answers(first, helpers, cast, store)
-    first.__exit__(None, None, None)
+    store, before = ingest_answer_and_stop(start_app(settings), helpers, cast)
 
     reloaded = start_app(settings)
     ready = reloaded.get("/readyz").json()
@@ -138,11 +143,7 @@ def test_a_corrupt_saved_index_is_rebuilt_from_sql(
     url = f"sqlite:///{tmp_path / 'reid.db'}"
     migrate(url)
     settings = settings_for(url)
-    first = start_app(settings)
-    store = helpers.make_store(first, ["entrance", "toys"])
-    ingest(first, helpers, cast, store)
-    before = answers(first, helpers, cast, store)
-    first.__exit__(None, None, None)
+    store, before = ingest_answer_and_stop(start_app(settings), helpers, cast)
 
     pattern, damage = CORRUPTIONS[corruption]
     damaged = sorted(settings.index_dir.rglob(pattern))
