@@ -122,12 +122,14 @@ def cmd_rebuild_index(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
-    """Delete expired sightings (whole UTC days), emptied visitors and old audit rows; drop their shards."""
+    """Delete expired sightings (whole UTC days), emptied visitors and old audit rows, then save the indexes.
+
+    Opening the indexes after the purge drops every vector whose sighting is no longer in SQL.
+    """
     days = args.days or settings.retention_days
     result = purge_expired(_sessions(settings), days, settings.audit_retention_days)
     sync = _index_sync(settings)
     sync.start()
-    sync.drop_before(int(result.cutoff.timestamp() * 1000))
     sync.save()
     print(
         f"deleted {result.sightings} sightings captured before {result.cutoff.date()}, "

@@ -41,10 +41,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def known_zone(value: str | None) -> str | None:
+def known_zone(value: str) -> str:
     """Refuse time zones that zoneinfo does not know."""
-    if value is None:
-        return value
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:

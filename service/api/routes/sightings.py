@@ -7,6 +7,7 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import BigIdPath, StateDep, StoreDep, find_in_store
@@ -101,8 +102,8 @@ async def post_sightings(
 def get_crop(sighting_id: BigIdPath, state: StateDep, store: StoreDep) -> Response:
     """The uploaded image of a sighting, when crops are kept (``REID_STORE_CROPS``); 404 otherwise."""
     with state.sessions() as session:
-        sighting = session.get(Sighting, sighting_id)
-        if sighting is None or sighting.store_id != store.id:
+        owner = session.scalar(select(Sighting.store_id).where(Sighting.id == sighting_id))
+        if owner != store.id:
             raise HTTPException(404, f"sighting {sighting_id} not found in store {store.id}")
         crop = session.get(SightingCrop, sighting_id)
     if crop is None:
