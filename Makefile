@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: setup lint
 	$(BIN)/pytest

@@ -21,7 +21,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from service.faiss_store import ivf_lists, new_ivf
+from service.vectors.faiss_store import ivf_lists, new_ivf
 
 DIM = 2048
 CLUSTERS = 2000

@@ -23,9 +23,9 @@ import faiss
 import numpy as np
 import pymilvus
 
-from service.faiss_store import FaissVectorStore
-from service.milvus_store import MilvusVectorStore
-from service.vector_store import VectorFilter, VectorStore
+from service.vectors.base import VectorFilter, VectorStore
+from service.vectors.faiss_store import FaissVectorStore
+from service.vectors.milvus_store import MilvusVectorStore
 
 DAY_MS = 86_400_000
 T0 = 20_000 * DAY_MS

@@ -45,7 +45,7 @@ import torch
 from PIL import Image
 
 from model import build_model, export_model, load_embedder
-from service.db import migrate
+from service.storage.db import migrate
 from training.datasets.synthetic import render_person
 
 ADMIN_KEY = "bench-admin-key"

@@ -7,8 +7,8 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from service.core.config import Settings
-from service.models import Base
+from service.settings import Settings
+from service.storage.models import Base
 
 config = context.config
 if config.config_file_name is not None:

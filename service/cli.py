@@ -11,12 +11,14 @@ import time
 
 from pydantic import SecretStr
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from service import admin_ops
-from service.core.config import Settings, get_settings
-from service.db import make_engine, make_session_factory, migrate, session_scope
-from service.models import Store
-from service.retention import purge_expired
+from service.common.errors import NotFoundError
+from service.privacy.retention import purge_expired
+from service.settings import Settings, get_settings
+from service.storage.db import make_engine, make_session_factory, migrate
+from service.storage.models import Store
+from service.stores import crud
 
 DEMO_STORE = "Demo store"
 DEMO_LAYOUT = {
@@ -41,7 +43,7 @@ def serve(argv: list[str] | None = None) -> None:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = _with_admin_key(settings)
-    from service.main import create_app
+    from service.app import create_app
 
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
 
@@ -65,45 +67,54 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def create_layout(session: Session, store_id: int, layout: dict[str, list[str]]) -> None:
+    """Add zones, each with its cameras, to a store."""
+    for zone_name, cameras in layout.items():
+        zone = crud.create_zone(session=session, store_id=store_id, name=zone_name)
+        for camera_name in cameras:
+            crud.create_camera(session=session, store_id=store_id, zone_id=zone.id, name=camera_name)
+
+
 def cmd_create_store(settings: Settings, args: argparse.Namespace) -> int:
     """Create a store with optional zones (each with one camera) and print its first key."""
-    with session_scope(_sessions(settings)) as session:
-        store = admin_ops.create_store(session, args.name, args.timezone, args.enable_person_search)
-        for zone_name in args.zone or []:
-            zone = admin_ops.create_zone(session, store.id, zone_name)
-            admin_ops.create_camera(session, store.id, zone.id, f"{zone_name}-cam")
-        _, secret = admin_ops.create_key(session, store.id, "default")
-    print(f"store {store.id} created; its key (shown once): {secret}")
+    with _sessions(settings)() as session:
+        store = crud.create_store(
+            session=session, name=args.name, timezone=args.timezone, match_enabled=args.enable_person_search
+        )
+        create_layout(session, store.id, {zone: [f"{zone}-cam"] for zone in args.zone or []})
+        new = crud.create_key(session=session, store_id=store.id, name="default")
+    print(f"store {store.id} created; its key (shown once): {new.secret}")
     return 0
 
 
 def cmd_create_key(settings: Settings, args: argparse.Namespace) -> int:
     """Create a new key for a store and print it (shown once)."""
-    with session_scope(_sessions(settings)) as session:
-        if session.get(Store, args.store_id) is None:
-            print(f"store {args.store_id} not found", file=sys.stderr)
-            return 1
-        _, secret = admin_ops.create_key(session, args.store_id, args.name)
-    print(f"new key for store {args.store_id} (shown once): {secret}")
+    try:
+        with _sessions(settings)() as session:
+            new = crud.create_key(session=session, store_id=args.store_id, name=args.name)
+    except NotFoundError as exc:
+        print(exc.detail, file=sys.stderr)
+        return 1
+    print(f"new key for store {args.store_id} (shown once): {new.secret}")
     return 0
 
 
 def cmd_person_search(settings: Settings, args: argparse.Namespace) -> int:
     """Enable or disable person search (/match) for a store."""
-    with session_scope(_sessions(settings)) as session:
-        store = session.get(Store, args.store_id)
-        if store is None:
-            print(f"store {args.store_id} not found", file=sys.stderr)
-            return 1
-        store.match_enabled = args.state == "on"
+    try:
+        with _sessions(settings)() as session:
+            crud.set_person_search(session=session, store_id=args.store_id, enabled=args.state == "on")
+    except NotFoundError as exc:
+        print(exc.detail, file=sys.stderr)
+        return 1
     print(f"person search for store {args.store_id} is {args.state}")
     return 0
 
 
 def _index_sync(settings: Settings):
-    from service.embedding import load_model
-    from service.index_sync import IndexSync
-    from service.vector_store import open_vector_store
+    from service.embedding.model import load_model
+    from service.vectors.factory import open_vector_store
+    from service.vectors.sync import IndexSync
 
     model = load_model(settings)
     vectors, index_dir = open_vector_store(settings, model.embedder.dim, model.embedder.version)
@@ -156,21 +167,18 @@ def cmd_demo(settings: Settings, _: argparse.Namespace) -> int:
     new_admin = _admin_key_for_demo(settings)
     if new_admin:
         print(f"admin key (saved to {settings.admin_key_file}, mode 0600): {new_admin}")
-    with session_scope(_sessions(settings)) as session:
+    with _sessions(settings)() as session:
         existing = session.scalar(select(Store).where(Store.name == DEMO_STORE))
         if existing is not None:
-            existing.match_enabled = True
+            crud.set_person_search(session=session, store_id=existing.id, enabled=True)
             print(
                 f"demo store {existing.id} exists; keys are shown only once. "
                 f"Make a new one with: reid-admin create-key {existing.id}"
             )
             return 0
-        store = admin_ops.create_store(session, DEMO_STORE, "UTC", match_enabled=True)
-        for zone_name, cameras in DEMO_LAYOUT.items():
-            zone = admin_ops.create_zone(session, store.id, zone_name)
-            for camera_name in cameras:
-                admin_ops.create_camera(session, store.id, zone.id, camera_name)
-        _, secret = admin_ops.create_key(session, store.id, "demo")
+        store = crud.create_store(session=session, name=DEMO_STORE, timezone="UTC", match_enabled=True)
+        create_layout(session, store.id, DEMO_LAYOUT)
+        secret = crud.create_key(session=session, store_id=store.id, name="demo").secret
     print(
         f"demo store {store.id} created with zones {', '.join(DEMO_LAYOUT)}; store key (shown once): {secret}"
     )

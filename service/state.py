@@ -1,19 +1,38 @@
-"""Everything a running app holds: settings, database, model, batcher, vector indexes and rate limits."""
+"""Everything a running app holds: settings, database, model, batcher, indexes, limits and locks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.core.config import Settings
-from service.core.rate_limit import RateLimiter
-from service.embedding import BatchingEmbedder, LoadedModel
-from service.index_sync import IndexSync
-from service.maintenance import MaintenanceStatus
-from service.shared_rate_limit import SharedRateLimiter
-from service.vector_store import VectorStore
+from service.access.callers import KeyCheck
+from service.access.rate_limit import RateLimiter
+from service.embedding.batcher import BatchingEmbedder
+from service.embedding.model import LoadedModel
+from service.embedding.uploads import UploadRules
+from service.settings import Settings
+from service.storage.locks import StoreWriteQueue
+from service.vectors.sync import IndexSync
+
+
+@dataclass
+class MaintenanceStatus:
+    """When maintenance last ran, what it purged, and its last error (shown by ``/readyz``)."""
+
+    last_run: datetime | None = None
+    last_error: str | None = None
+    purged: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """JSON-ready view."""
+        return {
+            "last_run": self.last_run.isoformat() if self.last_run else None,
+            "last_error": self.last_error,
+            "purged": self.purged,
+        }
 
 
 @dataclass
@@ -25,12 +44,28 @@ class AppState:
     sessions: sessionmaker[Session]
     model: LoadedModel
     batcher: BatchingEmbedder
-    vectors: VectorStore
     sync: IndexSync
-    limiter: RateLimiter | SharedRateLimiter
+    limiter: RateLimiter
+    writers: StoreWriteQueue = field(default_factory=StoreWriteQueue)
     maintenance: MaintenanceStatus = field(default_factory=MaintenanceStatus)
 
     @property
     def model_version(self) -> str:
         """Version string of the embedding model."""
         return self.model.embedder.version
+
+    @property
+    def key_check(self) -> KeyCheck:
+        """What authentication needs from this app."""
+        admin = self.settings.admin_key
+        return KeyCheck(
+            admin.get_secret_value() if admin is not None else None,
+            self.sessions,
+            self.limiter,
+            self.settings.rate_limit_per_minute,
+        )
+
+    @property
+    def upload_rules(self) -> UploadRules:
+        """How uploads are checked and sized for the loaded model."""
+        return UploadRules(self.settings.max_images_per_request, self.model.embedder.input_size)

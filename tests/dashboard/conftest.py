@@ -13,11 +13,11 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
-from service.api.routes import dashboard
-from service.core.config import Settings
-from service.db import migrate
-from service.embedding import LoadedModel
-from service.main import create_app
+from service.app import create_app
+from service.dashboard import routes as dashboard
+from service.embedding.model import LoadedModel
+from service.settings import Settings
+from service.storage.db import migrate
 from tests.dashboard.store_day import ADMIN_KEY, Scenario, replay_day
 from tests.service import conftest as service_fixtures
 

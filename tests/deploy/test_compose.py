@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.core.config import Settings
+from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_SCRIPTS = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"])

@@ -24,10 +24,10 @@ from sqlalchemy.engine import make_url
 import model as model_pkg
 from model import build_model, export_model, load_embedder
 from model.preprocess import normalize_batch, resize_rgb
-from service.core.config import Settings
-from service.db import migrate
-from service.embedding import LoadedModel
-from service.main import create_app
+from service.app import create_app
+from service.embedding.model import LoadedModel
+from service.settings import Settings
+from service.storage.db import migrate
 from training.datasets.synthetic import render_person
 from training.losses import batch_hard_triplet
 

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service import cli
-from service.core.config import Settings, get_settings
-from service.embedding import load_model
-from service.main import create_app
+from service.app import create_app
+from service.embedding.model import load_model
+from service.settings import Settings, get_settings
 
 
 @pytest.fixture

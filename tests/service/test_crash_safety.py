@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from service.db import migrate
+from service.storage.db import migrate
 from tests.service.conftest import LONG_RETENTION_DAYS
 from training.datasets.synthetic import render_person
 

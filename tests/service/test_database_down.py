@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import make_url
 
-from service.db import migrate
+from service.storage.db import migrate
 
 CONNECT_TIMEOUT_S = 3
 

@@ -16,7 +16,7 @@ BAD_REQUESTS = [
 
 @pytest.fixture
 def sqlite_client(tmp_path, settings_for, start_app):
-    from service.db import migrate
+    from service.storage.db import migrate
 
     url = f"sqlite:///{tmp_path / 'errors.db'}"
     migrate(url)

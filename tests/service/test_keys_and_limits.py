@@ -8,11 +8,10 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, text
 
-from service import admin_ops
-from service.core.rate_limit import RateLimiter
-from service.core.security import hash_key
-from service.db import alembic_config, make_engine, make_session_factory, migrate, session_scope
-from service.shared_rate_limit import SharedRateLimiter
+from service.access.keys import hash_key
+from service.access.rate_limit import DatabaseRateLimiter, MemoryRateLimiter
+from service.storage.db import alembic_config, make_engine, make_session_factory, migrate
+from service.stores import crud
 
 WINDOW = {"start": "2026-11-25T09:00:00Z", "end": "2026-11-25T10:00:00Z"}
 
@@ -121,9 +120,11 @@ def limited(tmp_path, settings_for, start_app):
     url = f"sqlite:///{tmp_path / 'limited.db'}"
     migrate(url)
     engine = make_engine(url)
-    with session_scope(make_session_factory(engine)) as session:
-        store = admin_ops.create_store(session, "Limited", "UTC")
-        secrets = [admin_ops.create_key(session, store.id, name)[1] for name in ("a", "b")]
+    with make_session_factory(engine)() as session:
+        store = crud.create_store(session=session, name="Limited", timezone="UTC")
+        secrets = [
+            crud.create_key(session=session, store_id=store.id, name=name).secret for name in ("a", "b")
+        ]
     engine.dispose()
     client = start_app(settings_for(url, rate_limit_per_minute=3))
     return client, [{"X-API-Key": secret} for secret in secrets]
@@ -154,12 +155,15 @@ def test_a_key_over_its_limit_gets_429_and_other_keys_do_not(limited, helpers):
 def test_the_bucket_refills_at_the_configured_rate(backend, tmp_path):
     now = [1_800_000_000.0]
     if backend == "memory":
-        limiter, off = RateLimiter(6, clock=lambda: now[0]), RateLimiter(0)
+        limiter, off = MemoryRateLimiter(6, clock=lambda: now[0]), MemoryRateLimiter(0)
     else:
         url = f"sqlite:///{tmp_path / 'buckets.db'}"
         migrate(url)
         sessions = make_session_factory(make_engine(url))
-        limiter, off = SharedRateLimiter(sessions, 6, clock=lambda: now[0]), SharedRateLimiter(sessions, 0)
+        limiter, off = (
+            DatabaseRateLimiter(sessions, 6, clock=lambda: now[0]),
+            DatabaseRateLimiter(sessions, 0),
+        )
     assert [limiter.take("k") for _ in range(6)] == [0] * 6
     assert limiter.take("k") == 10
     assert limiter.take("other") == 0

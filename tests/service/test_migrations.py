@@ -7,8 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from service.db import alembic_config, migrate
-from service.models import Base
+from service.storage.db import alembic_config, migrate
+from service.storage.models import Base
 
 
 def test_migrations_match_the_models_and_downgrade(database_url):

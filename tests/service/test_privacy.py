@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from service.db import migrate
-from service.models import DeletedSighting, MatchAudit, Sighting, SightingCrop, Visitor
+from service.storage.db import migrate
+from service.storage.models import DeletedSighting, MatchAudit, Sighting, SightingCrop, Visitor
 
 
 def iso(moment: datetime) -> str:
@@ -198,7 +198,7 @@ def test_the_service_purges_expired_data_by_itself(database_url, settings_for, s
     engine.dispose()
 
     wait_for(lambda: count(database_url, select(func.count()).select_from(Sighting)) == 1, state.maintenance)
-    wait_for(lambda: not set(state.vectors.ids(store["id"]).tolist()) & old_ids, state.maintenance)
+    wait_for(lambda: not set(state.sync.indexed_ids(store["id"]).tolist()) & old_ids, state.maintenance)
     wait_for(
         lambda: (
             count(database_url, select(func.count()).select_from(Visitor).where(Visitor.id == old_visitor))
@@ -207,7 +207,7 @@ def test_the_service_purges_expired_data_by_itself(database_url, settings_for, s
         state.maintenance,
     )
     assert count(database_url, select(Sighting.id)) == recent_id
-    assert set(state.vectors.ids(store["id"]).tolist()) == {recent_id}
+    assert set(state.sync.indexed_ids(store["id"]).tolist()) == {recent_id}
     wait_for(
         lambda: count(database_url, select(func.count()).select_from(MatchAudit)) == 0, state.maintenance
     )
@@ -222,7 +222,7 @@ def test_reid_admin_purge_deletes_expired_sightings(
     tmp_path, monkeypatch, settings_for, start_app, helpers, cast, model_dir, capsys
 ):
     from service import cli
-    from service.core.config import get_settings
+    from service.settings import get_settings
 
     url = f"sqlite:///{tmp_path / 'purge.db'}"
     migrate(url)
@@ -274,13 +274,13 @@ def test_erasure_leaves_nothing_in_sql_or_in_any_replica_index(
     seen = helpers.post_match(second, store, helpers.story_image(person, 4), top_k=3).json()
     assert set(ids) <= {m["sighting_id"] for m in seen["matches"]}
     replicas = [first.app.state.services, second.app.state.services]
-    assert all(set(ids) <= set(r.vectors.ids(store["id"]).tolist()) for r in replicas)
+    assert all(set(ids) <= set(r.sync.indexed_ids(store["id"]).tolist()) for r in replicas)
 
     erased = first.delete(f"/visitors/{visitor}", headers=store["headers"])
     assert erased.status_code == 200 and erased.json()["sightings_deleted"] == 2
-    assert not set(ids) & set(replicas[0].vectors.ids(store["id"]).tolist())
+    assert not set(ids) & set(replicas[0].sync.indexed_ids(store["id"]).tolist())
     replicas[1].sync.refresh_all()
-    assert set(replicas[1].vectors.ids(store["id"]).tolist()) == {kept_id}
+    assert set(replicas[1].sync.indexed_ids(store["id"]).tolist()) == {kept_id}
     for table, column in ((Sighting, Sighting.id), (SightingCrop, SightingCrop.sighting_id)):
         assert count(database_url, select(func.count()).select_from(table).where(column.in_(ids))) == 0
     assert count(database_url, select(func.count()).select_from(Visitor).where(Visitor.id == visitor)) == 0

@@ -91,7 +91,7 @@ def test_saved_index_catches_up_and_forgets_deleted(
 
 @pytest.mark.slow
 def test_two_instances_share_one_postgres(pg_databases, settings_for, start_app, helpers, cast, tmp_path):
-    from service.db import migrate
+    from service.storage.db import migrate
 
     url = pg_databases()
     migrate(url)
@@ -138,7 +138,7 @@ CORRUPTIONS = {
 def test_a_corrupt_saved_index_is_rebuilt_from_sql(
     corruption, tmp_path, settings_for, start_app, helpers, cast
 ):
-    from service.db import migrate
+    from service.storage.db import migrate
 
     url = f"sqlite:///{tmp_path / 'reid.db'}"
     migrate(url)

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from service.db import migrate
-from service.main import create_app
+from service.app import create_app
+from service.storage.db import migrate
 
 EXAMPLES_PER_OPERATION = 20
 SERVER_START_S = 60

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.db import migrate
+from service.storage.db import migrate
 
 ZONES = ["entrance", "toys", "checkout"]
 PATH = [("entrance", 0, 0), ("toys", 1, 3), ("toys", 2, 6), ("checkout", 3, 15)]

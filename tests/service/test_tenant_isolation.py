@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from pydantic import BaseModel
 
-from service.core.config import Settings
-from service.embedding import LoadedModel
-from service.main import create_app
+from service.app import create_app
+from service.embedding.model import LoadedModel
+from service.settings import Settings
 
 PUBLIC, ADMIN, STORE, ANY_KEY = "public", "admin", "store", "any key"
 ZONES_A = ["entrance", "toys"]

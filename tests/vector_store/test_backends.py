@@ -13,12 +13,12 @@ from pymilvus import MilvusClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import make_engine, make_session_factory
-from service.faiss_store import FaissVectorStore
-from service.index_sync import IndexSync
-from service.milvus_store import MilvusVectorStore, collection_name, filter_expr
-from service.models import Base, Camera, Sighting, Store, Visitor, Zone
-from service.vector_store import VectorFilter, VectorStore
+from service.storage.db import make_engine, make_session_factory
+from service.storage.models import Base, Camera, Sighting, Store, Visitor, Zone
+from service.vectors.base import VectorFilter, VectorStore
+from service.vectors.faiss_store import FaissVectorStore
+from service.vectors.milvus_store import MilvusVectorStore, collection_name, filter_expr
+from service.vectors.sync import IndexSync
 
 DIM = 32
 DAY = 86_400_000
@@ -287,18 +287,6 @@ def test_milvus_load_refuses_a_recreated_collection(milvus_uri: str, collection:
     assert not recreated.load(STORE_A, tmp_path)
 
 
-def test_milvus_load_refuses_a_directory_faiss_saved_into_later(
-    milvus_uri: str, collection: str, tmp_path: Path
-):
-    milvus = MilvusVectorStore(milvus_uri, DIM, collection=collection)
-    milvus.save(STORE_A, tmp_path)
-    assert milvus.load(STORE_A, tmp_path)
-    FaissVectorStore(DIM, use_gpu=False).save(STORE_A, tmp_path)
-    assert not milvus.load(STORE_A, tmp_path)
-    milvus.save(STORE_A, tmp_path)
-    assert milvus.load(STORE_A, tmp_path)
-
-
 def test_milvus_refuses_an_id_another_store_holds(milvus_uri: str, collection: str):
     store = MilvusVectorStore(milvus_uri, DIM, collection=collection)
     Batch(100, 5, seed=19).add_to(store, STORE_A)
@@ -385,7 +373,32 @@ def test_index_sync_rebuilds_from_sql_then_reloads(
         session.delete(session.scalar(select(Sighting).where(Sighting.id == 5)))
     second = IndexSync(open_store(backend, milvus_uri, collection), sessions, "v1", tmp_path / "indexes")
     assert second.start() == {"loaded": 1, "rebuilt": 0}
-    assert sorted(second.vectors.ids(store_id).tolist()) == [i for i in range(1, 31) if i != 5]
+    assert sorted(second.indexed_ids(store_id).tolist()) == [i for i in range(1, 31) if i != 5]
     assert second.rebuild(store_id) == 29
     assert_exact(second.vectors, batch, unit(1, 92)[0], 5, VectorFilter(store_id), np.array([5]))
+    engine.dispose()
+
+
+def test_index_sync_rebuilds_when_another_backend_saved_last(
+    milvus_uri: str, collection: str, tmp_path: Path
+):
+    engine = make_engine(f"sqlite:///{tmp_path / 'reid.db'}")
+    Base.metadata.create_all(engine)
+    sessions = make_session_factory(engine)
+    store_id = seed_sql(sessions, Batch(1, 12, seed=21), "v1")
+    folder = tmp_path / "indexes"
+
+    def milvus_sync() -> IndexSync:
+        return IndexSync(MilvusVectorStore(milvus_uri, DIM, collection=collection), sessions, "v1", folder)
+
+    first = milvus_sync()
+    assert first.start() == {"loaded": 0, "rebuilt": 1}
+    first.save()
+    assert milvus_sync().start() == {"loaded": 1, "rebuilt": 0}
+    faiss_sync = IndexSync(FaissVectorStore(DIM, use_gpu=False), sessions, "v1", folder)
+    assert faiss_sync.start() == {"loaded": 0, "rebuilt": 1}
+    faiss_sync.save()
+    after_faiss = milvus_sync()
+    assert after_faiss.start() == {"loaded": 0, "rebuilt": 1}
+    assert after_faiss.indexed_ids(store_id).tolist() == list(range(1, 13))
     engine.dispose()

@@ -1,1 +1,0 @@
-"""The HTTP API: application factory, dependencies, error handlers and routers."""

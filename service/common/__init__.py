@@ -1,0 +1,1 @@
+"""What every part of the service shares: domain errors, id bounds and time parsing."""

@@ -1,1 +1,0 @@
-"""Settings and security helpers shared by the whole service."""

@@ -1,0 +1,1 @@
+"""The store dashboard: one page and its script and stylesheet, served from the package."""

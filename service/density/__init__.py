@@ -1,0 +1,1 @@
+"""Customer density (GET /density): unique visitors, entries, dwell and occupancy per zone and bucket."""

@@ -1,0 +1,1 @@
+"""Embedding crops: loading the model, decoding uploads, and batching concurrent requests."""

@@ -1,0 +1,1 @@
+"""Embeddings for integrators (POST /embed): the model's vectors of uploaded crops, stored nowhere."""

@@ -1,0 +1,1 @@
+"""What every route shares: dependencies (state, caller, roles), error responses and middleware."""

@@ -1,0 +1,1 @@
+"""Ingest (POST /sightings): check, embed, link to visitors, commit, index; and the kept crops."""

@@ -1,0 +1,1 @@
+"""SQL storage: engine and sessions, migrations, ORM models, store locks and lookups."""

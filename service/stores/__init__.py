@@ -1,0 +1,1 @@
+"""Administration: stores, zones, cameras, store keys, and reading the person-search audit log."""
