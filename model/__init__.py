@@ -3,7 +3,9 @@
 import model.image_limits  # noqa: F401  (first: sets the decoders' pixel limits before cv2 loads)
 from model.build import build_model
 from model.config import ModelConfig
-from model.export import Embedder, ExportError, export_model, load_embedder
+from model.embedder import Embedder, load_embedder
+from model.export import export_model
+from model.export_format import ExportError
 from model.network import EmbeddingNet, ReIDNet
 from model.preprocess import ImageDecodeError, load_image, preprocess
 from model.rga import RGAModule

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from model import defaults
 from model.config import ModelConfig
 from model.network import ReIDNet
 from model.weights import load_imagenet_backbone
 
 
 def build_model(
-    backbone: str = "resnet50",
-    attention: str = "rgasc",
-    input_size: tuple[int, int] = (256, 128),
+    backbone: str = defaults.BACKBONE,
+    attention: str = defaults.ATTENTION,
+    input_size: tuple[int, int] = defaults.INPUT_SIZE,
     num_classes: int = 0,
     pretrained: str | Path | None = None,
 ) -> ReIDNet:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from model import defaults
+
 BACKBONES = ("resnet18", "resnet34", "resnet50")
 ATTENTIONS = ("rgasc", "rgas", "rgac", "none")
 
@@ -12,13 +14,13 @@ ATTENTIONS = ("rgasc", "rgas", "rgac", "none")
 class ModelConfig:
     """What is needed to rebuild a network: backbone, attention variant, input size, classes."""
 
-    backbone: str = "resnet50"
-    attention: str = "rgasc"
-    input_size: tuple[int, int] = (256, 128)
+    backbone: str = defaults.BACKBONE
+    attention: str = defaults.ATTENTION
+    input_size: tuple[int, int] = defaults.INPUT_SIZE
     num_classes: int = 0
-    channel_ratio: int = 8
-    spatial_ratio: int = 8
-    down_ratio: int = 8
+    channel_ratio: int = defaults.CHANNEL_RATIO
+    spatial_ratio: int = defaults.SPATIAL_RATIO
+    down_ratio: int = defaults.DOWN_RATIO
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from model.defaults import INPUT_SIZE
 from model.image_limits import MAX_IMAGE_PIXELS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -100,7 +101,12 @@ def normalize_batch(batch: np.ndarray) -> torch.Tensor:
     return tensor.sub_(mean).div_(std).contiguous()
 
 
-def preprocess(sources: Sequence[ImageSource], input_size: tuple[int, int] = (256, 128)) -> torch.Tensor:
+def normalize_image(image: np.ndarray) -> torch.Tensor:
+    """Turn one HxWx3 uint8 RGB image (copied: any strides) into a float32 (3, H, W) normalised tensor."""
+    return normalize_batch(np.array(image, dtype=np.uint8)[None])[0]
+
+
+def preprocess(sources: Sequence[ImageSource], input_size: tuple[int, int] = INPUT_SIZE) -> torch.Tensor:
     """Decode, resize and normalise a batch of images into the model's input tensor."""
     if len(sources) == 0:
         raise ImageDecodeError("no images given")

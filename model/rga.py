@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from model import defaults
+
 
 def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     """1x1 convolution without bias, BatchNorm, ReLU (the paper's embedding block)."""
@@ -76,9 +78,9 @@ class RGAModule(nn.Module):
         in_spatial: int,
         use_spatial: bool = True,
         use_channel: bool = True,
-        cha_ratio: int = 8,
-        spa_ratio: int = 8,
-        down_ratio: int = 8,
+        cha_ratio: int = defaults.CHANNEL_RATIO,
+        spa_ratio: int = defaults.SPATIAL_RATIO,
+        down_ratio: int = defaults.DOWN_RATIO,
     ) -> None:
         super().__init__()
         if not (use_spatial or use_channel):

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from model.config import ModelConfig
+from model.defaults import INPUT_SIZE
 from model.network import ReIDNet
 
 CHECKPOINT_FORMAT = "rga-reid/1"
@@ -26,21 +27,28 @@ class WeightsError(ValueError):
     """A weights or checkpoint file that is missing, unreadable or does not fit the network."""
 
 
+class MissingWeightsFileError(WeightsError):
+    """The weights or checkpoint file does not exist."""
+
+
 def _list_keys(keys: list[str]) -> str:
     shown = ", ".join(keys[:MAX_LISTED_KEYS])
     more = len(keys) - MAX_LISTED_KEYS
     return shown + (f" (and {more} more)" if more > 0 else "")
 
 
-def read_weights_file(path: str | Path) -> dict:
-    """Load a torch file as plain tensors and containers, with a clear error naming the file."""
+def read_weights_file(path: str | Path, what: str = "weights") -> dict:
+    """Load a weights or checkpoint file on the CPU as plain tensors and containers (``weights_only``).
+
+    The one reader of torch files: errors name the file and ``what`` it should hold.
+    """
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
+        raise MissingWeightsFileError(f"{path}: {what} file not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"{path}: cannot read weights (truncated or not a PyTorch file): {exc}") from exc
+        raise WeightsError(f"{path}: cannot read {what} (truncated or not a PyTorch file): {exc}") from exc
     if not isinstance(payload, Mapping):
         raise WeightsError(f"{path}: expected a state dict or checkpoint dict, got {type(payload).__name__}")
     return dict(payload)
@@ -124,7 +132,7 @@ def infer_paper_config(
         (spatial, channel), "none"
     )
     if attention == "none":
-        size = input_size or (256, 128)
+        size = input_size or INPUT_SIZE
     else:
         key = (
             "backbone.rga_att1.gg_spatial.0.weight" if spatial else "backbone.rga_att1.theta_channel.0.weight"

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ import torch
 from torch import nn
 
 import model
+from model.files import atomic_write
+from model.weights import MissingWeightsFileError, WeightsError, read_weights_file
 
 CHECKPOINT_FILE = "epoch_{epoch:04d}.pt"
 FINAL_CHECKPOINT = "final.pt"
@@ -83,21 +84,22 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
     """Write atomically (temporary file then rename) so an interrupted save never corrupts ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def read_checkpoint_file(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's whole payload, read by :func:`model.weights.read_weights_file` (CheckpointError)."""
+    try:
+        return read_weights_file(path, what="checkpoint")
+    except MissingWeightsFileError as exc:
+        raise CheckpointError(f"checkpoint {path} does not exist") from exc
+    except WeightsError as exc:
+        raise CheckpointError(str(exc)) from exc
 
 
 def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a training checkpoint on CPU, checking it holds the state needed to resume."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    payload = read_checkpoint_file(path)
     missing = [key for key in ("state_dict", "epoch", "optimizer", "sampler", "rng") if key not in payload]
     if missing:
         raise CheckpointError(f"checkpoint {path} cannot be resumed: missing {', '.join(missing)}")
@@ -130,14 +132,6 @@ def plain_data(value: Any) -> Any:
 
 def read_checkpoint_metadata(path: str | Path) -> dict[str, Any]:
     """Everything but the weights and resumable state of a checkpoint (config, dataset, metrics, epoch)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise CheckpointError(f"checkpoint {path} does not hold a dict")
+    payload = read_checkpoint_file(path)
     skipped = {"state_dict", "optimizer", "scaler", "rng", "sampler", "scheduler"}
     return {key: value for key, value in payload.items() if key not in skipped}

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from training import defaults
+
 PROG = "reid-train"
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -61,8 +63,15 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", type=Path, help="report folder (default: CHECKPOINT_DIR/eval_DATASET)")
     parser.add_argument("--rerank", action="store_true", help="apply k-reciprocal re-ranking")
     parser.add_argument("--flip", action="store_true", help="average features of each image and its mirror")
-    parser.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine", help="distance metric")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per feature-extraction batch")
+    parser.add_argument(
+        "--metric", choices=("cosine", "euclidean"), default=defaults.METRIC, help="distance metric"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.FEATURE_BATCH_SIZE,
+        help="images per feature-extraction batch",
+    )
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto picks CUDA when available")
     parser.set_defaults(handler=_run_evaluate)
 
@@ -87,10 +96,16 @@ def _add_make_synthetic(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="folder to write (must be empty or new)")
     parser.add_argument("--ids", required=True, type=int, help="number of identities (>= 2)")
     parser.add_argument("--cameras", required=True, type=int, help="number of cameras (>= 2)")
-    parser.add_argument("--images-per-camera", type=int, default=4, help="images per identity and camera")
+    parser.add_argument(
+        "--images-per-camera",
+        type=int,
+        default=defaults.SYNTHETIC_IMAGES_PER_CAMERA,
+        help="images per identity and camera",
+    )
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (same seed, same images)")
-    parser.add_argument("--height", type=int, default=128, help="image height in pixels")
-    parser.add_argument("--width", type=int, default=64, help="image width in pixels")
+    height, width = defaults.SYNTHETIC_IMAGE_SIZE
+    parser.add_argument("--height", type=int, default=height, help="image height in pixels")
+    parser.add_argument("--width", type=int, default=width, help="image width in pixels")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     parser.set_defaults(handler=_run_make_synthetic)
 
@@ -132,9 +147,9 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     import model
+    from model.device import resolve_device
     from training.checkpoint import read_checkpoint_metadata
     from training.datasets import build_dataset
-    from training.distributed import resolve_device
     from training.evaluation.report import evaluate_model
 
     _require_dir(args.data_root, "data root")

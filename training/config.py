@@ -1,6 +1,7 @@
 """Training recipe configuration: YAML validated by pydantic, with dotted ``--set`` overrides.
 
-Defaults are the paper's RGA-SC recipe; unknown keys anywhere are an error, never a silent no-op.
+Defaults (the paper's RGA-SC recipe) come from ``training.defaults`` and ``model.defaults``; unknown keys
+anywhere are an error, never a silent no-op; the model section is checked by building ``model.ModelConfig``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from model.config import ModelConfig
+from model.defaults import ATTENTION, BACKBONE, INPUT_SIZE
+from training import defaults
 
 
 class ConfigError(ValueError):
@@ -24,9 +37,9 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Which dataset to train on and how to load it."""
 
-    dataset: str = "cuhk03-labeled"
+    dataset: str = defaults.DATASET
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    num_workers: int = Field(default=4, ge=0)
+    num_workers: int = Field(default=defaults.NUM_WORKERS, ge=0)
 
 
 class ModelSection(_Section):
@@ -34,24 +47,25 @@ class ModelSection(_Section):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
-    backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet50"
-    attention: Literal["rgasc", "rgas", "rgac", "none"] = "rgasc"
-    input_size: tuple[int, int] = (256, 128)
-    pretrained: str | None = "weights/pre_train/resnet50-19c8e357.pth"
+    backbone: str = BACKBONE
+    attention: str = ATTENTION
+    input_size: tuple[int, int] = INPUT_SIZE
+    pretrained: str | None = defaults.PRETRAINED
 
-    @field_validator("input_size")
+    @field_validator("backbone", "attention", "input_size")
     @classmethod
-    def _positive_size(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if min(value) < 16:
-            raise ValueError("input_size must be (height, width) with both sides >= 16")
+    def _accepted_by_the_network(cls, value: Any, info: ValidationInfo) -> Any:
+        """Build ``model.ModelConfig`` from this field and those checked before it: the network's rules."""
+        earlier = {name: info.data[name] for name in ("backbone", "attention") if name in info.data}
+        ModelConfig(**{**earlier, info.field_name: value})
         return value
 
 
 class SamplerConfig(_Section):
     """PK sampling: ``batch_size`` = P identities x K (``num_instances``) images, summed over all ranks."""
 
-    batch_size: int = Field(default=64, gt=0)
-    num_instances: int = Field(default=4, gt=0)
+    batch_size: int = Field(default=defaults.BATCH_SIZE, gt=0)
+    num_instances: int = Field(default=defaults.NUM_INSTANCES, gt=0)
 
     @model_validator(mode="after")
     def _divisible(self) -> SamplerConfig:
@@ -65,63 +79,63 @@ class SamplerConfig(_Section):
 class AugmentConfig(_Section):
     """Train-time augmentation (Random2DTranslation, flip, random erasing on the normalised image)."""
 
-    translate_prob: float = Field(default=0.5, ge=0.0, le=1.0)
-    translate_scale: float = Field(default=1.125, ge=1.0)
-    flip_prob: float = Field(default=0.5, ge=0.0, le=1.0)
-    erase_prob: float = Field(default=0.5, ge=0.0, le=1.0)
-    erase_area: tuple[float, float] = (0.02, 0.4)
-    erase_min_aspect: float = Field(default=0.3, gt=0.0)
-    erase_attempts: int = Field(default=100, ge=1)
+    translate_prob: float = Field(default=defaults.TRANSLATE_PROB, ge=0.0, le=1.0)
+    translate_scale: float = Field(default=defaults.TRANSLATE_SCALE, ge=1.0)
+    flip_prob: float = Field(default=defaults.FLIP_PROB, ge=0.0, le=1.0)
+    erase_prob: float = Field(default=defaults.ERASE_PROB, ge=0.0, le=1.0)
+    erase_area: tuple[float, float] = defaults.ERASE_AREA
+    erase_min_aspect: float = Field(default=defaults.ERASE_MIN_ASPECT, gt=0.0)
+    erase_attempts: int = Field(default=defaults.ERASE_ATTEMPTS, ge=1)
 
 
 class LossConfig(_Section):
     """Label-smoothed cross entropy on the BN-neck logits plus batch-hard triplet on the pooled feature."""
 
-    label_smoothing: float = Field(default=0.1, ge=0.0, lt=1.0)
-    margin: float = Field(default=0.3, ge=0.0)
-    ce_weight: float = Field(default=1.0, ge=0.0)
-    triplet_weight: float = Field(default=1.0, ge=0.0)
+    label_smoothing: float = Field(default=defaults.LABEL_SMOOTHING, ge=0.0, lt=1.0)
+    margin: float = Field(default=defaults.TRIPLET_MARGIN, ge=0.0)
+    ce_weight: float = Field(default=defaults.CE_WEIGHT, ge=0.0)
+    triplet_weight: float = Field(default=defaults.TRIPLET_WEIGHT, ge=0.0)
 
 
 class OptimConfig(_Section):
     """Adam with coupled L2 weight decay, linear warm-up then step decay, updated once per epoch."""
 
-    lr: float = Field(default=8e-4, gt=0.0)
-    weight_decay: float = Field(default=5e-4, ge=0.0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = Field(default=1e-8, gt=0.0)
-    warmup_epochs: int = Field(default=20, ge=0)
-    warmup_start_lr: float = Field(default=8e-6, ge=0.0)
-    milestones: list[int] = Field(default_factory=lambda: list(range(80, 361, 40)))
-    gamma: float = Field(default=0.5, gt=0.0)
+    lr: float = Field(default=defaults.LR, gt=0.0)
+    weight_decay: float = Field(default=defaults.WEIGHT_DECAY, ge=0.0)
+    betas: tuple[float, float] = defaults.BETAS
+    eps: float = Field(default=defaults.EPS, gt=0.0)
+    warmup_epochs: int = Field(default=defaults.WARMUP_EPOCHS, ge=0)
+    warmup_start_lr: float = Field(default=defaults.WARMUP_START_LR, ge=0.0)
+    milestones: list[int] = Field(default_factory=lambda: list(defaults.MILESTONES))
+    gamma: float = Field(default=defaults.GAMMA, gt=0.0)
 
 
 class TrainSection(_Section):
     """Epochs, seeding, precision, checkpointing and logging cadence."""
 
-    epochs: int = Field(default=600, ge=1)
-    seed: int = 16
-    amp: bool = True
-    deterministic: bool = True
-    checkpoint_every: int = Field(default=40, ge=1)
-    keep_checkpoints: int = Field(default=0, ge=0)
-    evaluate_at_end: bool = True
+    epochs: int = Field(default=defaults.EPOCHS, ge=1)
+    seed: int = defaults.SEED
+    amp: bool = defaults.AMP
+    deterministic: bool = defaults.DETERMINISTIC
+    checkpoint_every: int = Field(default=defaults.CHECKPOINT_EVERY, ge=1)
+    keep_checkpoints: int = Field(default=defaults.KEEP_CHECKPOINTS, ge=0)
+    evaluate_at_end: bool = defaults.EVALUATE_AT_END
 
 
 class EvalConfig(_Section):
     """Evaluation on the test split at the end of training."""
 
-    batch_size: int = Field(default=128, gt=0)
-    rerank: bool = False
-    flip: bool = False
-    metric: Literal["cosine", "euclidean"] = "cosine"
-    num_rank_lists: int = Field(default=8, ge=0)
+    batch_size: int = Field(default=defaults.EVAL_BATCH_SIZE, gt=0)
+    rerank: bool = defaults.RERANK
+    flip: bool = defaults.FLIP
+    metric: Literal["cosine", "euclidean"] = defaults.METRIC
+    num_rank_lists: int = Field(default=defaults.NUM_RANK_LISTS, ge=0)
 
 
 class TrainConfig(_Section):
     """The whole recipe; ``name`` labels the run in logs and provenance."""
 
-    name: str = "rgasc"
+    name: str = defaults.RUN_NAME
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelSection = Field(default_factory=ModelSection)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)

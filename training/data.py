@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from training.sampler import PKSampler, Sample
+from training.datasets.base import ImageRecord
+from training.sampler import PKSampler, SeededIndex
 from training.transforms import TrainTransform
-
-Record = tuple[str | Path, int, int]
 
 
 class TrainImages(Dataset):
     """Training images indexed by ``(index, augmentation_seed)`` pairs from a :class:`PKSampler`."""
 
-    def __init__(self, records: Sequence[Record], transform: TrainTransform) -> None:
+    def __init__(self, records: Sequence[ImageRecord], transform: TrainTransform) -> None:
         self.records = list(records)
         self.transform = transform
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, item: Sample) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, item: SeededIndex) -> tuple[torch.Tensor, int]:
         index, seed = item
         path, pid, _ = self.records[index]
         return self.transform(path, np.random.default_rng(seed)), int(pid)
@@ -75,7 +73,7 @@ class TrainLoader:
 
 
 def build_train_loader(
-    records: Sequence[Record],
+    records: Sequence[ImageRecord],
     transform: TrainTransform,
     batch_size: int,
     num_instances: int,

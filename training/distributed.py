@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from model.device import resolve_device
+
 
 @dataclass(frozen=True)
 class DistEnv:
@@ -27,21 +29,6 @@ class DistEnv:
     def distributed(self) -> bool:
         """True when running under a process group of more than one rank."""
         return self.world_size > 1
-
-
-def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
-    """Map ``auto|cpu|cuda`` (or ``cuda:N``) to a device, choosing this rank's GPU under torchrun."""
-    if preference == "auto":
-        preference = "cuda" if torch.cuda.is_available() else "cpu"
-    if preference.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' requested but no CUDA device is available")
-        if preference == "cuda":
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        return torch.device(preference)
-    if preference != "cpu":
-        raise ValueError(f"unknown device {preference!r}; expected auto, cpu or cuda")
-    return torch.device("cpu")
 
 
 def init_distributed(preference: str = "auto") -> DistEnv:

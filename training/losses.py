@@ -11,9 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training import defaults
+
 
 def cross_entropy_label_smoothing(
-    logits: torch.Tensor, targets: torch.Tensor, epsilon: float = 0.1
+    logits: torch.Tensor, targets: torch.Tensor, epsilon: float = defaults.LABEL_SMOOTHING
 ) -> torch.Tensor:
     """Mean over the batch of ``sum_k -q_k log softmax(logits)_k`` with smoothed targets ``q``."""
     log_probs = F.log_softmax(logits.float(), dim=1)
@@ -38,7 +40,9 @@ def hardest_pairs(dist: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tens
     return hardest_positive, hardest_negative
 
 
-def batch_hard_triplet(features: torch.Tensor, targets: torch.Tensor, margin: float = 0.3) -> torch.Tensor:
+def batch_hard_triplet(
+    features: torch.Tensor, targets: torch.Tensor, margin: float = defaults.TRIPLET_MARGIN
+) -> torch.Tensor:
     """``mean(relu(d_ap - d_an + margin))`` over anchors with batch-hard mining (Hermans et al.)."""
     hardest_positive, hardest_negative = hardest_pairs(euclidean_distances(features), targets)
     return F.relu(hardest_positive - hardest_negative + margin).mean()
@@ -64,10 +68,10 @@ class ReIDLoss(nn.Module):
 
     def __init__(
         self,
-        label_smoothing: float = 0.1,
-        margin: float = 0.3,
-        ce_weight: float = 1.0,
-        triplet_weight: float = 1.0,
+        label_smoothing: float = defaults.LABEL_SMOOTHING,
+        margin: float = defaults.TRIPLET_MARGIN,
+        ce_weight: float = defaults.CE_WEIGHT,
+        triplet_weight: float = defaults.TRIPLET_WEIGHT,
     ) -> None:
         super().__init__()
         self.label_smoothing = label_smoothing

@@ -10,13 +10,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from training import defaults
+
 
 def build_optimizer(
     net: nn.Module,
-    lr: float = 8e-4,
-    weight_decay: float = 5e-4,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
+    lr: float = defaults.LR,
+    weight_decay: float = defaults.WEIGHT_DECAY,
+    betas: tuple[float, float] = defaults.BETAS,
+    eps: float = defaults.EPS,
 ) -> torch.optim.Adam:
     """Adam with coupled L2 decay on every parameter that requires grad (frozen BN-neck bias excluded)."""
     params = [p for p in net.parameters() if p.requires_grad]
@@ -30,11 +32,11 @@ class WarmupStepSchedule:
     ``lr(e) = start + (base - start) * e / warmup`` for ``e < warmup``, else ``base * gamma ** #{m <= e}``.
     """
 
-    base_lr: float = 8e-4
-    warmup_epochs: int = 20
-    warmup_start_lr: float = 8e-6
-    milestones: Sequence[int] = field(default_factory=lambda: list(range(80, 361, 40)))
-    gamma: float = 0.5
+    base_lr: float = defaults.LR
+    warmup_epochs: int = defaults.WARMUP_EPOCHS
+    warmup_start_lr: float = defaults.WARMUP_START_LR
+    milestones: Sequence[int] = field(default_factory=lambda: list(defaults.MILESTONES))
+    gamma: float = defaults.GAMMA
     last_epoch: int = -1
 
     def lr_at(self, epoch: int) -> float:

@@ -16,10 +16,10 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-Sample = tuple[int, int]
+SeededIndex = tuple[int, int]
 
 
-class PKSampler(Sampler[list[Sample]]):
+class PKSampler(Sampler[list[SeededIndex]]):
     """Batch sampler of P = ``batch_size // num_instances`` ids x K = ``num_instances`` images.
 
     With ``world_size`` > 1 each global batch is split by identity: disjoint ids, equal batch counts.
@@ -70,11 +70,11 @@ class PKSampler(Sampler[list[Sample]]):
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch])
 
-    def epoch_samples(self) -> list[Sample]:
+    def epoch_samples(self) -> list[SeededIndex]:
         """All samples of the epoch in order, every identity once as K consecutive entries (all ranks)."""
         rng = self._rng()
         order = rng.permutation(len(self.identities))
-        samples: list[Sample] = []
+        samples: list[SeededIndex] = []
         for position in order:
             group = self.index_groups[position]
             picks = rng.choice(group, size=self.num_instances, replace=len(group) < self.num_instances)
@@ -82,7 +82,7 @@ class PKSampler(Sampler[list[Sample]]):
             samples.extend((int(i), int(s)) for i, s in zip(picks, seeds, strict=True))
         return samples
 
-    def __iter__(self) -> Iterator[list[Sample]]:
+    def __iter__(self) -> Iterator[list[SeededIndex]]:
         samples = self.epoch_samples()
         per_rank = self.batch_size // self.world_size
         for batch in range(len(self)):

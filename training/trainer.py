@@ -10,23 +10,15 @@ Runs single-process or under ``torchrun`` (DistributedDataParallel); only rank 0
 
 from __future__ import annotations
 
-import logging
-import os
-import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from model import build_model
+from training.assembly import assemble, wrap_distributed
 from training.checkpoint import (
     CHECKPOINT_FILE,
     FINAL_CHECKPOINT,
@@ -38,37 +30,15 @@ from training.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from training.config import ConfigError, TrainConfig, config_to_dict, save_config
-from training.data import build_train_loader
-from training.datasets import ReidDataset, build_dataset
+from training.config import TrainConfig, config_to_dict, save_config
 from training.distributed import DistEnv, all_reduce_sum, barrier, cleanup, init_distributed
-from training.losses import ReIDLoss
-from training.optim import WarmupStepSchedule, build_optimizer
-from training.transforms import TrainTransform
+from training.run_log import RunLog
+from training.summaries import EpochStats, RunningSums, headline_metrics
 
-LOG_FILE = "train.log"
 CONFIG_FILE = "config.yaml"
-TENSORBOARD_DIR = "tensorboard"
 EVAL_DIR = "eval"
 
-
-@dataclass
-class EpochStats:
-    """Averages over one epoch (all ranks) and its throughput."""
-
-    epoch: int
-    lr: float
-    loss: float
-    ce: float
-    triplet: float
-    accuracy: float
-    images: int
-    seconds: float
-
-    @property
-    def images_per_second(self) -> float:
-        """Training images processed per second of wall time, summed over ranks."""
-        return self.images / self.seconds if self.seconds > 0 else 0.0
+__all__ = ["EpochStats", "TrainResult", "Trainer", "train"]
 
 
 @dataclass
@@ -79,103 +49,6 @@ class TrainResult:
     final_checkpoint: Path | None
     history: list[EpochStats] = field(default_factory=list)
     metrics: dict[str, Any] | None = None
-
-
-class _TqdmHandler(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        tqdm.write(self.format(record), file=sys.stderr)
-
-
-class RunLog:
-    """Plain-text log file, console lines and TensorBoard scalars; silent on ranks other than 0."""
-
-    def __init__(self, output_dir: Path, enabled: bool) -> None:
-        self.enabled = enabled
-        self.logger = logging.getLogger(f"training.run.{id(self)}")
-        self.logger.setLevel(logging.INFO)
-        self.logger.propagate = False
-        self.writer: SummaryWriter | None = None
-        if not enabled:
-            return
-        formatter = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
-        for handler in (logging.FileHandler(output_dir / LOG_FILE), _TqdmHandler()):
-            handler.setFormatter(formatter)
-            self.logger.addHandler(handler)
-        self.writer = SummaryWriter(str(output_dir / TENSORBOARD_DIR))
-
-    def info(self, message: str) -> None:
-        """Write one line to the log file and the console."""
-        if self.enabled:
-            self.logger.info(message)
-
-    def epoch(self, stats: EpochStats) -> None:
-        """Log an epoch summary line and its TensorBoard scalars."""
-        self.info(
-            f"epoch {stats.epoch + 1}: lr {stats.lr:.3e} loss {stats.loss:.4f} ce {stats.ce:.4f} "
-            f"triplet {stats.triplet:.4f} acc {stats.accuracy:.4f} {stats.images_per_second:.1f} img/s"
-        )
-        if self.writer is not None:
-            step = stats.epoch + 1
-            for name in ("loss", "ce", "triplet", "lr"):
-                self.writer.add_scalar(f"train/{name}", getattr(stats, name), step)
-            self.writer.add_scalar("train/acc", stats.accuracy, step)
-            self.writer.add_scalar("train/images_per_s", stats.images_per_second, step)
-            self.writer.flush()
-
-    def close(self) -> None:
-        """Flush and release the file handler and the TensorBoard writer."""
-        if self.writer is not None:
-            self.writer.close()
-        for handler in list(self.logger.handlers):
-            handler.close()
-            self.logger.removeHandler(handler)
-
-
-def configure_determinism(seed: int, deterministic: bool) -> None:
-    """Seed python ``random``, numpy and torch; prefer deterministic kernels when asked."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.backends.cudnn.benchmark = not deterministic
-    torch.backends.cudnn.deterministic = deterministic
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def resolve_pretrained(path: str | None) -> Path | None:
-    """Check that the ImageNet weights file (relative to the working directory) exists."""
-    if path is None:
-        return None
-    resolved = Path(path)
-    if not resolved.is_file():
-        raise ConfigError(
-            f"pretrained weights {resolved} not found (relative to {Path.cwd()}); put torchvision's ImageNet "
-            "ResNet state dict there or pass --set model.pretrained=null to train from scratch"
-        )
-    return resolved
-
-
-def rank1_of(result: dict[str, Any]) -> float | None:
-    """Rank-1 accuracy (0-1) of one feature's result, from ``rank1`` or the first CMC entry."""
-    if "rank1" in result:
-        return float(result["rank1"])
-    cmc = result.get("cmc")
-    return float(cmc[0]) if cmc else None
-
-
-def headline_metrics(report: dict[str, Any]) -> str:
-    """A short ``feature rank-1 / mAP`` summary of an ``evaluate_model`` report, for the log."""
-    parts = []
-    for name, result in (report.get("results") or report).items():
-        rank1 = rank1_of(result) if isinstance(result, dict) else None
-        if rank1 is None:
-            continue
-        summary = f"{name} rank-1 {100 * rank1:.2f}%"
-        if "mAP" in result:
-            summary += f" mAP {100 * float(result['mAP']):.2f}%"
-        parts.append(summary)
-    return "; ".join(parts) or "no rank-1 in the evaluation result"
 
 
 class Trainer:
@@ -200,67 +73,16 @@ class Trainer:
         self.log = RunLog(self.output_dir, env.is_main)
 
     def _build(self, resume: dict[str, Any] | None) -> None:
-        cfg = self.config
-        configure_determinism(cfg.train.seed, cfg.train.deterministic)
-        self.dataset = self._load_dataset()
-        pretrained = None if resume is not None else resolve_pretrained(cfg.model.pretrained)
-        self.net = build_model(
-            cfg.model.backbone,
-            cfg.model.attention,
-            tuple(cfg.model.input_size),
-            num_classes=self.dataset.num_train_ids,
-            pretrained=pretrained,
-        ).to(self.env.device)
-        self.optimizer = build_optimizer(
-            self.net, cfg.optim.lr, cfg.optim.weight_decay, tuple(cfg.optim.betas), cfg.optim.eps
+        parts = assemble(
+            self.config, self.data_root, self.env, use_amp=self.use_amp, load_pretrained=resume is None
         )
-        self.schedule = WarmupStepSchedule(
-            cfg.optim.lr,
-            cfg.optim.warmup_epochs,
-            cfg.optim.warmup_start_lr,
-            list(cfg.optim.milestones),
-            cfg.optim.gamma,
-        )
-        self.scaler = torch.amp.GradScaler(self.env.device.type, enabled=self.use_amp)
-        self.criterion = ReIDLoss(
-            cfg.loss.label_smoothing, cfg.loss.margin, cfg.loss.ce_weight, cfg.loss.triplet_weight
-        )
-        aug = cfg.augment
-        transform = TrainTransform(
-            tuple(cfg.model.input_size),
-            aug.translate_prob,
-            aug.translate_scale,
-            aug.flip_prob,
-            aug.erase_prob,
-            tuple(aug.erase_area),
-            aug.erase_min_aspect,
-            aug.erase_attempts,
-        )
-        self.loader = build_train_loader(
-            self.dataset.train,
-            transform,
-            cfg.sampler.batch_size,
-            cfg.sampler.num_instances,
-            seed=cfg.train.seed,
-            rank=self.env.rank,
-            world_size=self.env.world_size,
-            num_workers=cfg.data.num_workers,
-            pin_memory=self.env.device.type == "cuda",
-        )
+        self.dataset, self.net, self.optimizer = parts.dataset, parts.net, parts.optimizer
+        self.schedule, self.scaler, self.criterion = parts.schedule, parts.scaler, parts.criterion
+        self.loader = parts.loader
         self.start_epoch = 0
         if resume is not None:
             self._restore(resume)
-        self.model: nn.Module = self.net
-        if self.env.distributed:
-            device_ids = [self.env.device.index] if self.env.device.type == "cuda" else None
-            self.model = DistributedDataParallel(self.net, device_ids=device_ids)
-
-    def _load_dataset(self) -> ReidDataset:
-        """Rank 0 reads the dataset first (it may extract files on first use), then the other ranks."""
-        cfg = self.config.data
-        dataset = build_dataset(cfg.dataset, self.data_root, **cfg.kwargs) if self.env.is_main else None
-        barrier(self.env)
-        return dataset or build_dataset(cfg.dataset, self.data_root, **cfg.kwargs)
+        self.model = wrap_distributed(self.net, self.env)
 
     def _restore(self, state: dict[str, Any]) -> None:
         try:
@@ -297,7 +119,7 @@ class Trainer:
         """Run one epoch over the PK loader and return its averages over all ranks."""
         self.model.train()
         device = self.env.device
-        totals = torch.zeros(5, dtype=torch.float64, device=device)
+        sums = RunningSums.zeros(device)
         bar = tqdm(
             self.loader,
             total=len(self.loader),
@@ -317,32 +139,17 @@ class Trainer:
             self.scaler.scale(out.total).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            count = targets.numel()
-            parts = torch.stack([out.total.detach(), out.ce, out.triplet, out.accuracy]).double() * count
-            totals[:4] += parts
-            totals[4] += count
+            sums.add(out, targets.numel())
             if self.progress:
-                seen = float(totals[4]) * self.env.world_size
                 bar.set_postfix(
-                    loss=f"{float(totals[0]) / float(totals[4]):.3f}",
-                    acc=f"{float(totals[3]) / float(totals[4]):.3f}",
-                    ips=f"{seen / (time.perf_counter() - start):.1f}",
+                    loss=f"{sums.mean('loss'):.3f}",
+                    acc=f"{sums.mean('accuracy'):.3f}",
+                    ips=f"{sums.images * self.env.world_size / (time.perf_counter() - start):.1f}",
                     refresh=step == len(self.loader),
                 )
         bar.close()
-        totals = all_reduce_sum(totals, self.env).cpu()
-        seconds = time.perf_counter() - start
-        images = max(float(totals[4]), 1.0)
-        return EpochStats(
-            epoch=epoch,
-            lr=lr,
-            loss=float(totals[0]) / images,
-            ce=float(totals[1]) / images,
-            triplet=float(totals[2]) / images,
-            accuracy=float(totals[3]) / images,
-            images=int(totals[4]),
-            seconds=seconds,
-        )
+        total = RunningSums(all_reduce_sum(sums.values, self.env).cpu())
+        return total.stats(epoch, lr, time.perf_counter() - start)
 
     def evaluate(self) -> dict[str, Any]:
         """Evaluate the trained network on the dataset's query/gallery split (rank 0 only)."""

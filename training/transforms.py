@@ -1,6 +1,6 @@
 """Train and test image transforms; every random draw comes from an explicit numpy Generator.
 
-Test decoding and resizing are :mod:`model.preprocess`'s, so evaluation matches the service.
+Decoding, resizing and normalisation are :mod:`model.preprocess`'s, so evaluation matches the service.
 """
 
 # Train follows the paper: Random2DTranslation (p 0.5), horizontal flip, ToTensor, ImageNet normalisation,
@@ -16,24 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.preprocess import IMAGENET_MEAN, IMAGENET_STD, load_image, resize_rgb
-
-_MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-_STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-
-
-def to_normalized_tensor(image: np.ndarray) -> torch.Tensor:
-    """HxWx3 uint8 RGB array to a float32 (3, H, W) ImageNet-normalised tensor."""
-    tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
-    return tensor.sub_(_MEAN).div_(_STD)
+from model.preprocess import load_image, normalize_image, resize_rgb
+from training import defaults
 
 
 def random_2d_translation(
     image: np.ndarray,
     size: tuple[int, int],
     rng: np.random.Generator,
-    prob: float = 0.5,
-    scale: float = 1.125,
+    prob: float = defaults.TRANSLATE_PROB,
+    scale: float = defaults.TRANSLATE_SCALE,
 ) -> np.ndarray:
     """With probability ``prob`` enlarge by ``scale`` and crop ``size`` at random; else resize to ``size``."""
     height, width = size
@@ -49,11 +41,11 @@ def random_2d_translation(
 def random_erasing(
     tensor: torch.Tensor,
     rng: np.random.Generator,
-    prob: float = 0.5,
-    area: tuple[float, float] = (0.02, 0.4),
-    min_aspect: float = 0.3,
-    attempts: int = 100,
-    fill: float = 0.0,
+    prob: float = defaults.ERASE_PROB,
+    area: tuple[float, float] = defaults.ERASE_AREA,
+    min_aspect: float = defaults.ERASE_MIN_ASPECT,
+    attempts: int = defaults.ERASE_ATTEMPTS,
+    fill: float = defaults.ERASE_FILL,
 ) -> torch.Tensor:
     """Erase one random rectangle of a (C, H, W) tensor in place with ``fill``, with probability ``prob``."""
     if rng.random() >= prob:
@@ -77,20 +69,20 @@ class TrainTransform:
     """Paper train augmentation; call with an image path or array and a per-sample Generator."""
 
     input_size: tuple[int, int]
-    translate_prob: float = 0.5
-    translate_scale: float = 1.125
-    flip_prob: float = 0.5
-    erase_prob: float = 0.5
-    erase_area: tuple[float, float] = (0.02, 0.4)
-    erase_min_aspect: float = 0.3
-    erase_attempts: int = 100
+    translate_prob: float = defaults.TRANSLATE_PROB
+    translate_scale: float = defaults.TRANSLATE_SCALE
+    flip_prob: float = defaults.FLIP_PROB
+    erase_prob: float = defaults.ERASE_PROB
+    erase_area: tuple[float, float] = defaults.ERASE_AREA
+    erase_min_aspect: float = defaults.ERASE_MIN_ASPECT
+    erase_attempts: int = defaults.ERASE_ATTEMPTS
 
     def __call__(self, source: str | Path | np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         image = load_image(source)
         image = random_2d_translation(image, self.input_size, rng, self.translate_prob, self.translate_scale)
         if rng.random() < self.flip_prob:
             image = image[:, ::-1]
-        tensor = to_normalized_tensor(image)
+        tensor = normalize_image(image)
         return random_erasing(
             tensor, rng, self.erase_prob, self.erase_area, self.erase_min_aspect, self.erase_attempts
         )
@@ -103,4 +95,4 @@ class EvalTransform:
     input_size: tuple[int, int]
 
     def __call__(self, source: str | Path | np.ndarray) -> torch.Tensor:
-        return to_normalized_tensor(resize_rgb(load_image(source), self.input_size))
+        return normalize_image(resize_rgb(load_image(source), self.input_size))

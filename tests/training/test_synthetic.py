@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from training.datasets import build_dataset
-from training.datasets.synthetic import appearance, make_synthetic, render_person
+from training.datasets.synthetic import make_synthetic
+from training.datasets.synthetic_people import appearance, render_person
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -94,3 +95,9 @@ def test_identities_are_recognisable_across_cameras() -> None:
         gallery_ids[np.argmin(np.linalg.norm(gallery - desc[p, 0], axis=1))] for p in range(len(persons))
     ]
     assert np.mean(np.asarray(nearest) == np.arange(len(persons))) > 5 / len(persons)
+
+
+def test_the_dataset_writer_still_offers_the_renderer() -> None:
+    from training.datasets import synthetic
+
+    assert synthetic.render_person is render_person

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from training.datasets.base import DatasetError, Record, ReidDataset, SplitStats
+from training.datasets.base import DatasetError, ImageRecord, ReidDataset, SplitStats
 from training.datasets.cuhk03 import build_cuhk03
 from training.datasets.folder import build_folder
 from training.datasets.market1501 import build_market1501
@@ -33,4 +33,4 @@ def build_dataset(name: str, root: str | os.PathLike[str], **kwargs: object) -> 
     return builder(root, **kwargs)
 
 
-__all__ = ["DATASET_NAMES", "DatasetError", "Record", "ReidDataset", "SplitStats", "build_dataset"]
+__all__ = ["DATASET_NAMES", "DatasetError", "ImageRecord", "ReidDataset", "SplitStats", "build_dataset"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-Record = tuple[str, int, int]
+ImageRecord = tuple[str, int, int]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 
@@ -30,7 +30,7 @@ class SplitStats:
     cameras: int
 
 
-def split_stats(records: Sequence[Record]) -> SplitStats:
+def split_stats(records: Sequence[ImageRecord]) -> SplitStats:
     """Count identities, images and cameras in a list of records."""
     return SplitStats(
         ids=len({pid for _, pid, _ in records}),
@@ -44,9 +44,9 @@ class ReidDataset:
     """Train, query and gallery records of one re-identification dataset."""
 
     name: str
-    train: list[Record]
-    query: list[Record]
-    gallery: list[Record]
+    train: list[ImageRecord]
+    query: list[ImageRecord]
+    gallery: list[ImageRecord]
     num_train_ids: int
 
     def __post_init__(self) -> None:
@@ -73,7 +73,7 @@ class ReidDataset:
         return "\n".join(lines)
 
 
-def relabel(records: Iterable[Record]) -> tuple[list[Record], int]:
+def relabel(records: Iterable[ImageRecord]) -> tuple[list[ImageRecord], int]:
     """Map training ids to ``0..N-1`` in ascending order of the original id."""
     records = list(records)
     ordered = sorted({pid for _, pid, _ in records})
@@ -81,7 +81,7 @@ def relabel(records: Iterable[Record]) -> tuple[list[Record], int]:
     return [(path, mapping[pid], cam) for path, pid, cam in records], len(ordered)
 
 
-def check_disjoint(source: str, train: Sequence[Record], test: Iterable[Sequence[Record]]) -> None:
+def check_disjoint(source: str, train: Sequence[ImageRecord], test: Iterable[Sequence[ImageRecord]]) -> None:
     """Raise if an identity is both in training and in query/gallery (ids <= 0 are not identities)."""
     train_ids = {pid for _, pid, _ in train}
     test_ids = {pid for records in test for _, pid, _ in records if pid > 0}
@@ -91,7 +91,7 @@ def check_disjoint(source: str, train: Sequence[Record], test: Iterable[Sequence
         raise DatasetError(f"{source}: {len(shared)} identities are in both train and test (e.g. {shown})")
 
 
-def check_not_empty(source: str, splits: dict[str, Sequence[Record]]) -> None:
+def check_not_empty(source: str, splits: dict[str, Sequence[ImageRecord]]) -> None:
     """Raise if any split holds no image."""
     for split, records in splits.items():
         if not records:
@@ -116,7 +116,9 @@ def verify_images(paths: Iterable[str], decode_check: bool = True) -> None:
             raise DatasetError(f"{path}: unreadable image ({exc})") from exc
 
 
-def dataset_from_splits(name: str, source: str, splits: dict[str, list[Record]], verify: bool) -> ReidDataset:
+def dataset_from_splits(
+    name: str, source: str, splits: dict[str, list[ImageRecord]], verify: bool
+) -> ReidDataset:
     """Check the splits (not empty, train/test ids disjoint, images readable) and relabel training ids."""
     check_not_empty(source, splits)
     check_disjoint(source, splits["train"], (splits["query"], splits["gallery"]))

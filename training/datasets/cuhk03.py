@@ -31,9 +31,10 @@ import scipy.io
 from PIL import Image
 from tqdm import tqdm
 
+from model.files import atomic_write, atomic_write_text
 from training.datasets.base import (
     DatasetError,
-    Record,
+    ImageRecord,
     ReidDataset,
     dataset_from_splits,
 )
@@ -77,9 +78,7 @@ def image_name(campair: int, pid: int, imgid: int) -> str:
 
 
 def _save_png(image: np.ndarray, path: Path) -> None:
-    partial = path.with_name(path.name + ".part")
-    Image.fromarray(image).save(partial, format="PNG")
-    os.replace(partial, path)
+    atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
 
 
 def _camera_pair_cells(mat: h5py.File, mat_path: Path, variant: str) -> list[np.ndarray]:
@@ -132,7 +131,7 @@ def extract_images(mat_path: Path, variant: str, out_dir: Path) -> set[str]:
                         names.append(name)
                     bar.update(1)
     content = {"variant": variant, "source_size": mat_path.stat().st_size, "images": sorted(names)}
-    marker.write_text(json.dumps(content))
+    atomic_write_text(marker, json.dumps(content))
     return set(names)
 
 
@@ -210,7 +209,7 @@ def load_protocol(path: Path) -> Protocol:
 
 def _records(
     protocol: Protocol, split: str, images_dir: Path, extracted: set[str], mat_path: Path
-) -> list[Record]:
+) -> list[ImageRecord]:
     records = []
     for index in protocol.splits[split]:
         name = protocol.names[index]

@@ -28,7 +28,7 @@ from pathlib import Path
 from training.datasets.base import (
     IMAGE_SUFFIXES,
     DatasetError,
-    Record,
+    ImageRecord,
     ReidDataset,
     dataset_from_splits,
 )
@@ -79,14 +79,14 @@ def _scan(folder: Path) -> list[_Image]:
     return images
 
 
-def _records(images: list[_Image], persons: dict[str, int], cameras: dict[str, int]) -> list[Record]:
+def _records(images: list[_Image], persons: dict[str, int], cameras: dict[str, int]) -> list[ImageRecord]:
     ordered = sorted(images, key=lambda im: (persons[im.person], cameras[im.camera], _natural_key(im.index)))
     return [(str(im.path), persons[im.person], cameras[im.camera]) for im in ordered]
 
 
-def _query_gallery(records: list[Record]) -> tuple[list[Record], list[Record]]:
+def _query_gallery(records: list[ImageRecord]) -> tuple[list[ImageRecord], list[ImageRecord]]:
     """Split one test identity's records (sorted by camera, then image) into query and gallery."""
-    query: list[Record] = []
+    query: list[ImageRecord] = []
     gallery = list(records)
     for camera in sorted({cam for _, _, cam in records}):
         first = next(r for r in gallery if r[2] == camera)
@@ -96,17 +96,19 @@ def _query_gallery(records: list[Record]) -> tuple[list[Record], list[Record]]:
     return query, gallery
 
 
-def _automatic_split(records: list[Record], test_fraction: float, root: Path) -> dict[str, list[Record]]:
+def _automatic_split(
+    records: list[ImageRecord], test_fraction: float, root: Path
+) -> dict[str, list[ImageRecord]]:
     if not 0.0 < test_fraction < 1.0:
         raise DatasetError(f"{root}: test_fraction must be between 0 and 1, got {test_fraction}")
-    by_person: dict[int, list[Record]] = defaultdict(list)
+    by_person: dict[int, list[ImageRecord]] = defaultdict(list)
     for record in records:
         by_person[record[1]].append(record)
     persons = sorted(by_person)
     num_test = max(1, math.floor(test_fraction * len(persons) + 0.5))
     if num_test >= len(persons):
         raise DatasetError(f"{root}: {len(persons)} identities are too few to split into train and test")
-    splits: dict[str, list[Record]] = {"train": [], "query": [], "gallery": []}
+    splits: dict[str, list[ImageRecord]] = {"train": [], "query": [], "gallery": []}
     for pid in persons[: len(persons) - num_test]:
         splits["train"].extend(by_person[pid])
     for pid in persons[len(persons) - num_test :]:
@@ -116,7 +118,7 @@ def _automatic_split(records: list[Record], test_fraction: float, root: Path) ->
     return splits
 
 
-def _explicit_split(root: Path) -> dict[str, list[Record]]:
+def _explicit_split(root: Path) -> dict[str, list[ImageRecord]]:
     missing = [split for split in EXPLICIT_SPLITS if not (root / split).is_dir()]
     if missing:
         raise DatasetError(f"{root}: has a split folder but lacks {', '.join(missing)}/")

@@ -23,7 +23,7 @@ from pathlib import Path
 from training.datasets.base import (
     IMAGE_SUFFIXES,
     DatasetError,
-    Record,
+    ImageRecord,
     ReidDataset,
     dataset_from_splits,
 )
@@ -59,7 +59,7 @@ def parse_name(path: Path) -> tuple[int, int]:
     return int(match.group(1)), camera
 
 
-def read_folder(folder: Path) -> list[Record]:
+def read_folder(folder: Path) -> list[ImageRecord]:
     """All image records of one split folder, in file name order."""
     records = []
     for path in sorted(folder.iterdir()):

@@ -24,6 +24,7 @@ import torch
 
 ArrayLike = np.ndarray | torch.Tensor
 CODE_BITS = 32
+MAX_RANK = 50
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def evaluate_ranking(
     g_pids: ArrayLike,
     q_camids: ArrayLike,
     g_camids: ArrayLike,
-    max_rank: int = 50,
+    max_rank: int = MAX_RANK,
     *,
     chunk_elements: int = 1 << 22,
     num_threads: int | None = None,

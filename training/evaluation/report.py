@@ -9,26 +9,29 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from model.preprocess import preprocess
+from training import defaults
 from training.evaluation.distances import Metric, compute_distance
-from training.evaluation.metrics import evaluate_ranking
+from training.evaluation.metrics import MAX_RANK, evaluate_ranking
 from training.evaluation.plots import plot_cmc, plot_rank_lists
 from training.evaluation.rerank import re_rank
+
+if TYPE_CHECKING:
+    from training.datasets.base import ImageRecord
 
 FEATURES = ("bn", "pooled")
 PRIMARY = "bn"
 TOP_K = 10
-Sample = tuple[str, int, int]
 
 
-class ReidNet(Protocol):
-    """What evaluation needs from a network."""
+class FeatureNetwork(Protocol):
+    """What evaluation needs from a network: ``model.ReIDNet`` or any stand-in with its two features."""
 
     input_size: tuple[int, int]
     training: bool
@@ -43,20 +46,20 @@ class ReidNet(Protocol):
 class ReidSplit(Protocol):
     """A test split: lists of (image_path, person_id, camera_id)."""
 
-    query: Sequence[Sample]
-    gallery: Sequence[Sample]
+    query: Sequence[ImageRecord]
+    gallery: Sequence[ImageRecord]
 
 
-def _embed(net: ReidNet, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _embed(net: FeatureNetwork, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     pooled, bn = net.features(batch)
     return pooled.float(), bn.float()
 
 
 def extract_features(
-    net: ReidNet,
+    net: FeatureNetwork,
     image_paths: Sequence[str | Path],
     *,
-    batch_size: int = 64,
+    batch_size: int = defaults.FEATURE_BATCH_SIZE,
     device: str | torch.device = "cpu",
     flip: bool = False,
     desc: str = "features",
@@ -82,7 +85,7 @@ def extract_features(
     return {name: np.concatenate(parts).astype(np.float32, copy=False) for name, parts in chunks.items()}
 
 
-def _split(samples: Sequence[Sample]) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _split(samples: Sequence[ImageRecord]) -> tuple[list[str], np.ndarray, np.ndarray]:
     if len(samples) == 0:
         raise ValueError("empty query or gallery list")
     paths = [str(s[0]) for s in samples]
@@ -139,17 +142,17 @@ def format_table(results: dict[str, dict]) -> str:
 
 
 def evaluate_model(
-    net: ReidNet,
+    net: FeatureNetwork,
     dataset: ReidSplit,
     out_dir: str | Path,
     *,
     device: str | torch.device = "cpu",
-    batch_size: int = 64,
-    rerank: bool = False,
-    flip: bool = False,
-    metric: Metric = "cosine",
-    num_rank_lists: int = 8,
-    max_rank: int = 50,
+    batch_size: int = defaults.FEATURE_BATCH_SIZE,
+    rerank: bool = defaults.RERANK,
+    flip: bool = defaults.FLIP,
+    metric: Metric = defaults.METRIC,
+    num_rank_lists: int = defaults.NUM_RANK_LISTS,
+    max_rank: int = MAX_RANK,
 ) -> dict:
     """Evaluate both features (and re-ranked versions); print a table, write metrics.json and figures."""
     out = Path(out_dir)
