@@ -21,3 +21,13 @@ def resolve_device(preference: str = "auto", local_rank: int | None = None) -> t
     if preference == "cuda" and local_rank is not None:
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     return torch.device(preference)
+
+
+def mixed_precision(device: torch.device) -> torch.dtype | None:
+    """The autocast type for training on ``device``: bfloat16 where the GPU has it, else float16; CPU: None.
+
+    Only the ResNet trunk runs in it: the RGA modules stay in float32 (``model.rga.RGAModule.forward``).
+    """
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -69,12 +69,14 @@ def open_onnx_session(path: Path, device: torch.device):
 
 
 def open_torchscript(path: Path, device: torch.device) -> torch.jit.ScriptModule:
-    """A frozen TorchScript module on ``device``, half precision on CUDA."""
+    """A frozen float32 TorchScript module on ``device``.
+
+    Float32 on the GPU too: the RGA modules' relation maps lose their precision in float16 and bfloat16
+    (see ``model.rga.RGAModule.forward``), and float32 embeds thousands of crops a second on a GPU.
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", JIT_DEPRECATION, FutureWarning)
         module = torch.jit.load(str(path), map_location=device).eval()
-        if device.type == "cuda":
-            module = module.half()
         return torch.jit.freeze(module)
 
 
@@ -88,7 +90,7 @@ class Embedder:
         self.input_size: tuple[int, int] = tuple(metadata["input_size"])
         self.dim: int = int(metadata["feature_dim"])
         self.version: str = metadata.get("version") or metadata["files"][TORCHSCRIPT_FILE][:12]
-        self.half = device.type == "cuda" and runtime != "onnx"
+        self.dtype = torch.float32
         self._backend = backend
 
     @classmethod
@@ -96,8 +98,6 @@ class Embedder:
         """Embed with an in-memory network, no export needed (eager PyTorch)."""
         torch_device = resolve_device(device)
         module = EmbeddingNet(net).to(torch_device).eval()
-        if torch_device.type == "cuda":
-            module = module.half()
         metadata = {**network_metadata(net), "files": {}, "version": version, "provenance": {}}
         return cls(metadata, torch_device, "eager", module)
 
@@ -107,7 +107,7 @@ class Embedder:
             output = self._backend.run(None, {"images": batch.float().cpu().numpy()})[0]
             return np.ascontiguousarray(output, dtype=np.float32)
         with torch.inference_mode():
-            inputs = batch.to(self.device, dtype=torch.float16 if self.half else torch.float32)
+            inputs = batch.to(self.device, dtype=self.dtype)
             output = torch.nn.functional.normalize(self._backend(inputs).float(), dim=1)
         return output.cpu().numpy()
 

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from model import ReIDNet, build_model
+from model.device import mixed_precision
 from training.config import AugmentConfig, ConfigError, LossConfig, OptimConfig, TrainConfig
 from training.data import TrainLoader, build_train_loader
 from training.datasets import ReidDataset, build_dataset
@@ -94,9 +95,7 @@ def build_train_transform(augment: AugmentConfig, input_size: tuple[int, int]) -
     )
 
 
-def assemble(
-    config: TrainConfig, data_root: Path, env: DistEnv, *, use_amp: bool, load_pretrained: bool
-) -> TrainingParts:
+def assemble(config: TrainConfig, data_root: Path, env: DistEnv, *, load_pretrained: bool) -> TrainingParts:
     """Seed, then build a run's parts; ``load_pretrained`` is False when a checkpoint brings the weights."""
     configure_determinism(config.train.seed, config.train.deterministic)
     dataset = load_dataset(config, data_root, env)
@@ -111,7 +110,7 @@ def assemble(
     optim = config.optim
     optimizer = build_optimizer(net, optim.lr, optim.weight_decay, tuple(optim.betas), optim.eps)
     schedule = build_schedule(optim)
-    scaler = torch.amp.GradScaler(env.device.type, enabled=use_amp)
+    scaler = torch.amp.GradScaler(env.device.type, enabled=mixed_precision(env.device) == torch.float16)
     criterion = build_criterion(config.loss)
     loader = build_train_loader(
         dataset.train,

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from model.device import mixed_precision
 from training.assembly import assemble, wrap_distributed
 from training.checkpoint import (
     CHECKPOINT_FILE,
@@ -67,15 +68,14 @@ class Trainer:
         self.output_dir = Path(output_dir)
         self.env = env
         self.progress = progress and env.is_main
-        self.use_amp = config.train.amp and env.device.type == "cuda"
+        self.amp_dtype = mixed_precision(env.device) if config.train.amp else None
+        self.use_amp = self.amp_dtype is not None
         if env.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         self.log = RunLog(self.output_dir, env.is_main)
 
     def _build(self, resume: dict[str, Any] | None) -> None:
-        parts = assemble(
-            self.config, self.data_root, self.env, use_amp=self.use_amp, load_pretrained=resume is None
-        )
+        parts = assemble(self.config, self.data_root, self.env, load_pretrained=resume is None)
         self.dataset, self.net, self.optimizer = parts.dataset, parts.net, parts.optimizer
         self.schedule, self.scaler, self.criterion = parts.schedule, parts.scaler, parts.criterion
         self.loader = parts.loader
@@ -132,7 +132,7 @@ class Trainer:
         for step, (images, targets) in enumerate(bar, start=1):
             images = images.to(device, non_blocking=True)
             targets = targets.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=self.use_amp):
+            with torch.autocast(device.type, dtype=self.amp_dtype or torch.float32, enabled=self.use_amp):
                 pooled, _, logits = self.model(images)
             out = self.criterion(pooled, logits, targets)
             self.optimizer.zero_grad(set_to_none=True)
