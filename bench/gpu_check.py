@@ -542,7 +542,9 @@ def step_training(ctx: Context) -> dict[str, Any]:
     result: dict[str, Any] = {
         "model": f"{p.backbone} rgasc {p.input_size[0]}x{p.input_size[1]}, {p.pool_ids} ids, untrained start",
         "batch": f"{p.batch_size} = {p.ids_per_batch} ids x {p.instances}",
-        "mixed_precision": str(mixed_precision(ctx.device)) if recipe.train.amp else None,
+        "mixed_precision": (
+            str(mixed_precision(ctx.device)) if recipe.train.amp and mixed_precision(ctx.device) else None
+        ),
         "cudnn_deterministic": deterministic,
         "pool_images": len(pool[1]),
         "lr": f"Adam {recipe.optim.lr:g}, linear warm-up from {recipe.optim.warmup_start_lr:g} over "

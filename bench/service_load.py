@@ -10,12 +10,18 @@ and a time limit), the mean embed batch size is read from ``/metrics``, then the
 ``bench/results/service_load.json``.
 
 ``--mixed``: a store with four zones/cameras, person search enabled by the admin and some seeded
-sightings; C clients for a bounded time each draw every request with fixed odds (POST /sightings of 1-4
-crops, POST /match with a case id, GET /density over the last hour in PT15M buckets) while the server's
-RSS is read from /proc every second. Reports count, requests/s, errors and p50/p95/p99 latency per kind
-and overall, and whether RSS levels off (growth in the second half of the run, net of the vectors added,
-against the first half). Exits 1 on any error and 2 when memory keeps growing. Writes
-``bench/results/service_load_mixed.json`` and a PNG of RSS and latencies over time beside it.
+sightings; first ``/match`` alone on the idle server (its p50 is the yardstick), then C clients for a
+bounded time each draw every request with fixed odds (POST /sightings of 1-4 crops, POST /match with a
+case id, GET /density over the last hour in PT15M buckets) while the server's RSS is read from /proc
+every second. Reports count, requests/s, errors and p50/p95/p99 latency per kind and overall, sightings
+stored per second, and whether RSS levels off (growth in the second half of the run, net of the vectors
+added, against the first half). ``--compare`` runs it twice in one go, with the behaviour before search
+went ahead of ingest (``REID_EMBED_PRIORITY=false``, ``REID_LINK_OPTIMISTIC_ATTEMPTS=0``: linking under
+the row lock) and with the defaults, on SQLite and (``--postgres URL``, a server where the bench may
+create databases) on PostgreSQL, and prints /match p99 under load against the idle p50 of the same
+server, and ingest throughput against the "before" run's. Exits 1 on any error and 2 when memory keeps
+growing. Writes ``bench/results/service_load_mixed.json`` and a PNG of RSS and latencies over time
+beside it (one per run with ``--compare``).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,6 +50,8 @@ from pathlib import Path
 import httpx
 import torch
 from PIL import Image
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from model import build_model, export_model, load_embedder
 from service.storage.db import migrate
@@ -58,6 +67,7 @@ RECENT_S = 3600
 SEED_BATCH = 8
 SHOWN_ERRORS = 5
 MIB = 1024 * 1024
+BEFORE = {"REID_EMBED_PRIORITY": "false", "REID_LINK_OPTIMISTIC_ATTEMPTS": "0"}  # the behaviour before
 
 
 @dataclass(frozen=True)
@@ -130,19 +140,30 @@ def ensure_model(model_dir: Path | None, workdir: Path) -> Path:
     return out
 
 
-def start_server(workdir: Path, model_dir: Path, port: int, args: argparse.Namespace) -> subprocess.Popen:
-    """Migrate a fresh SQLite database and start reid-serve on it."""
-    url = f"sqlite:///{workdir / 'bench.db'}"
+def start_server(
+    workdir: Path,
+    model_dir: Path,
+    port: int,
+    args: argparse.Namespace,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen:
+    """Migrate a fresh database (SQLite in ``workdir`` by default) and start reid-serve on it."""
+    url = database_url or f"sqlite:///{workdir / 'bench.db'}"
     migrate(url)
-    env = os.environ | {
-        "REID_DATABASE_URL": url,
-        "REID_MODEL_DIR": str(model_dir),
-        "REID_INDEX_DIR": str(workdir / "indexes"),
-        "REID_ADMIN_KEY": ADMIN_KEY,
-        "REID_EMBED_BATCH_SIZE": str(args.batch_size),
-        "REID_EMBED_MAX_WAIT_MS": str(args.max_wait_ms),
-        "REID_RATE_LIMIT_PER_MINUTE": "0",
-    }
+    env = (
+        os.environ
+        | (extra_env or {})
+        | {
+            "REID_DATABASE_URL": url,
+            "REID_MODEL_DIR": str(model_dir),
+            "REID_INDEX_DIR": str(workdir / "indexes"),
+            "REID_ADMIN_KEY": ADMIN_KEY,
+            "REID_EMBED_BATCH_SIZE": str(args.batch_size),
+            "REID_EMBED_MAX_WAIT_MS": str(args.max_wait_ms),
+            "REID_RATE_LIMIT_PER_MINUTE": "0",
+        }
+    )
     command = [sys.executable, "-c", "from service.cli import serve; serve()", "--port", str(port)]
     command += ["--log-level", "warning"]
     return subprocess.Popen(command, env=env)
@@ -165,11 +186,15 @@ def wait_ready(base: str, server: subprocess.Popen, timeout: float = 300) -> Non
 
 @contextlib.contextmanager
 def serving(
-    workdir: Path, model_dir: Path, args: argparse.Namespace
+    workdir: Path,
+    model_dir: Path,
+    args: argparse.Namespace,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """A ready server on a free loopback port (base URL and process), stopped on exit."""
     port = free_port()
-    server = start_server(workdir, model_dir, port, args)
+    server = start_server(workdir, model_dir, port, args, database_url, extra_env)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(base, server)
@@ -561,29 +586,69 @@ def print_mixed(stats: dict[str, dict], memory: dict, errors: list[str]) -> None
         print(f"error: {error}")
 
 
-def run_mixed(args: argparse.Namespace) -> int:
-    """The mixed workload; prints a table, writes JSON and a PNG; 1 on errors, 2 if memory keeps growing."""
-    with tempfile.TemporaryDirectory(prefix="reid-load-") as tmp:
-        workdir = Path(tmp)
-        model_dir = ensure_model(args.model_dir, workdir)
-        with serving(workdir, model_dir, args) as (base, server):
-            rss_ready = rss_mib(server.pid)
-            store = setup_store(base)
-            search = enable_person_search(base, store.id)
-            print(f"person search: {search}", flush=True)
-            run = MixedRun(store, crops(64), args.mix, args.seconds)
-            warm_up = asyncio.run(seed(base, run, args.seed_sightings))
-            readyz = httpx.get(f"{base}/readyz", timeout=30).json()
-            before, cpu_before = httpx.get(f"{base}/metrics").text, cpu_seconds(server.pid)
-            elapsed = asyncio.run(mixed_load(base, server.pid, run, args.clients, args.rss_interval))
-            cpu = cpu_seconds(server.pid) - cpu_before
-            after = httpx.get(f"{base}/metrics").text
-        metadata = json.loads((model_dir / "model.json").read_text())
+async def idle_matches(base: str, run: MixedRun, count: int) -> list[float]:
+    """``count`` /match requests one after another on the otherwise idle server: their latencies (s)."""
+    rng = random.Random(7)
+    latencies = []
+    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": run.store.key}, timeout=120) as client:
+        for _ in range(count):
+            started = time.perf_counter()
+            response, _ = await post_match(client, run.store, run.images, rng)
+            latencies.append(time.perf_counter() - started)
+            if not response.is_success:
+                raise RuntimeError(f"idle /match: {response.status_code} {response.text[:300]}")
+    return latencies
+
+
+@contextlib.contextmanager
+def database(kind: str, postgres: str | None) -> Iterator[str | None]:
+    """None for SQLite (a file in the run's folder), or a fresh PostgreSQL database dropped afterwards."""
+    if kind == "sqlite":
+        yield None
+        return
+    assert postgres is not None
+    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
+    name = f"reid_bench_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def mixed_arm(
+    args: argparse.Namespace, workdir: Path, model_dir: Path, kind: str, label: str, env: dict[str, str]
+) -> dict:
+    """One server, one store: idle /match, then the mixed load; the run's report (a PNG beside --out)."""
+    workdir.mkdir(parents=True)
+    print(f"== {kind}, {label} {env or '(defaults)'}", flush=True)
+    with database(kind, args.postgres) as url, serving(workdir, model_dir, args, url, env) as (base, server):
+        rss_ready = rss_mib(server.pid)
+        store = setup_store(base)
+        search = enable_person_search(base, store.id)
+        print(f"person search: {search}", flush=True)
+        run = MixedRun(store, crops(64), args.mix, args.seconds)
+        warm_up = asyncio.run(seed(base, run, args.seed_sightings))
+        idle = sorted(asyncio.run(idle_matches(base, run, args.idle_matches)))
+        readyz = httpx.get(f"{base}/readyz", timeout=30).json()
+        before, cpu_before = httpx.get(f"{base}/metrics").text, cpu_seconds(server.pid)
+        elapsed = asyncio.run(mixed_load(base, server.pid, run, args.clients, args.rss_interval))
+        cpu = cpu_seconds(server.pid) - cpu_before
+        after = httpx.get(f"{base}/metrics").text
+    metadata = json.loads((model_dir / "model.json").read_text())
     stats = summarise(run.outcomes, elapsed)
     memory = memory_report(run, elapsed, readyz["model"]["dim"], args)
     errors = [f"{o.kind} at {o.ended:.1f} s: {o.error}" for o in run.outcomes if not o.ok]
+    stored = sum(o.crops for o in run.outcomes if o.ok and o.kind == "sightings")
+    idle_p50 = percentile(idle, 50) * 1000
     report = {
         "mode": "mixed",
+        "database": kind,
+        "behaviour": label,
+        "env": env,
         "clients": args.clients,
         "seconds": args.seconds,
         "elapsed_s": elapsed,
@@ -596,6 +661,10 @@ def run_mixed(args: argparse.Namespace) -> int:
         "runtime": readyz["model"]["runtime"],
         "person_search": search,
         "warm_up": warm_up,
+        "idle_match": {"count": len(idle), "p50_ms": idle_p50, "p99_ms": percentile(idle, 99) * 1000},
+        "match_p99_over_idle_p50": stats["match"]["p99_ms"] / idle_p50 if stats["match"]["count"] else None,
+        "sightings_stored_per_s": stored / elapsed,
+        "link_retries": metric(after, "reid_link_retries_total") - metric(before, "reid_link_retries_total"),
         "mean_batch": mean_batch(before, after),
         "server_cpu_cores": cpu / elapsed,
         "rss_ready_mib": rss_ready,
@@ -605,15 +674,81 @@ def run_mixed(args: argparse.Namespace) -> int:
         "memory": memory,
         "rss_samples": [[round(t, 2), round(mib, 2)] for t, mib in run.rss],
     }
+    png = (
+        args.out.with_suffix(".png")
+        if args.single
+        else args.out.with_name(f"{args.out.stem}_{kind}_{label}.png")
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    print(plot(args.out.with_suffix(".png"), run, elapsed, memory))
-    args.out.write_text(json.dumps(report, indent=2))
+    print(plot(png, run, elapsed, memory))
     print_mixed(stats, memory, errors[:SHOWN_ERRORS])
-    print(f"server used {cpu / elapsed:.2f} cores; mean embed batch {report['mean_batch']:.1f}")
+    print(
+        f"idle /match p50 {idle_p50:.0f} ms; under load p99 {stats['match']['p99_ms'] or 0:.0f} ms; "
+        f"{report['sightings_stored_per_s']:.2f} sightings stored/s; server used {cpu / elapsed:.2f} cores; "
+        f"mean embed batch {report['mean_batch']:.1f}; {report['link_retries']:.0f} link retries",
+        flush=True,
+    )
+    return report
+
+
+def print_comparison(reports: list[dict]) -> list[dict]:
+    """/match p99 under load against the idle p50 of the same server; ingest against the "before" run."""
+    rows = []
+    baseline = {r["database"]: r for r in reports if r["behaviour"] == "before"}
+    print(
+        f"\n{'database':<10} {'behaviour':<9} {'idle p50':>8} {'p50':>6} {'p95':>6} {'p99':>6}"
+        f" {'p99/idle':>8} {'match/s':>7} {'sight/s':>7} {'vs before':>9} {'req/s':>6}"
+    )
+    for r in reports:
+        match = r["kinds"]["match"]
+        base = baseline.get(r["database"])
+        ingest = r["sightings_stored_per_s"] / base["sightings_stored_per_s"] if base else None
+        rows.append(
+            {
+                "database": r["database"],
+                "behaviour": r["behaviour"],
+                "idle_match_p50_ms": r["idle_match"]["p50_ms"],
+                "match_p50_ms": match["p50_ms"],
+                "match_p95_ms": match["p95_ms"],
+                "match_p99_ms": match["p99_ms"],
+                "match_p99_over_idle_p50": r["match_p99_over_idle_p50"],
+                "match_per_s": match["per_s"],
+                "sightings_stored_per_s": r["sightings_stored_per_s"],
+                "ingest_vs_before": ingest,
+                "requests_per_s": r["kinds"]["all"]["per_s"],
+            }
+        )
+        print(
+            f"{r['database']:<10} {r['behaviour']:<9} {r['idle_match']['p50_ms']:>8.0f}"
+            f" {match['p50_ms']:>6.0f} {match['p95_ms']:>6.0f} {match['p99_ms']:>6.0f}"
+            f" {r['match_p99_over_idle_p50']:>7.1f}x"
+            f" {match['per_s']:>7.2f} {r['sightings_stored_per_s']:>7.2f}"
+            f" {'-' if ingest is None else f'{ingest:.2f}x':>9} {r['kinds']['all']['per_s']:>6.1f}"
+        )
+    return rows
+
+
+def run_mixed(args: argparse.Namespace) -> int:
+    """The mixed workload, once or per database and behaviour (--compare); 1 on errors, 2 if memory grows."""
+    kinds = ["sqlite"] + (["postgresql"] if args.postgres else [])
+    behaviours = [("before", BEFORE), ("after", {})] if args.compare else [("current", {})]
+    args.single = len(kinds) * len(behaviours) == 1
+    reports = []
+    with tempfile.TemporaryDirectory(prefix="reid-load-") as tmp:
+        workdir = Path(tmp)
+        model_dir = ensure_model(args.model_dir, workdir)
+        for kind in kinds:
+            for label, env in behaviours:
+                reports.append(mixed_arm(args, workdir / f"{kind}-{label}", model_dir, kind, label, env))
+    comparison = print_comparison(reports)
+    result = (
+        reports[0] if args.single else {"mode": "mixed-compare", "comparison": comparison, "runs": reports}
+    )
+    args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
-    if errors:
+    if any(r["first_errors"] for r in reports):
         return 1
-    return 0 if memory["levels_off"] else 2
+    return 0 if all(r["memory"]["levels_off"] for r in reports) else 2
 
 
 def mix(text: str) -> list[float]:
@@ -641,6 +776,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seed-sightings", type=int, default=96, help="mixed: sightings stored before the run"
     )
     parser.add_argument("--rss-interval", type=float, default=1.0, help="mixed: seconds between RSS samples")
+    parser.add_argument(
+        "--idle-matches",
+        type=int,
+        default=30,
+        help="mixed: /match requests on the idle server, one at a time",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="mixed: run before (REID_EMBED_PRIORITY=false, REID_LINK_OPTIMISTIC_ATTEMPTS=0) and after",
+    )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="mixed: also on PostgreSQL, in a fresh database made on this server (dropped afterwards)",
+    )
     parser.add_argument(
         "--growth-fraction", type=float, default=0.5, help="mixed: see --growth-tolerance-mib"
     )

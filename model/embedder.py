@@ -15,6 +15,7 @@ import torch
 from model.device import resolve_device
 from model.export_format import (
     EXPORT_FORMAT,
+    INT8_ONNX_FILE,
     JIT_DEPRECATION,
     METADATA_FILE,
     ONNX_FILE,
@@ -26,8 +27,10 @@ from model.export_format import (
 from model.network import EmbeddingNet, ReIDNet
 from model.preprocess import ImageSource, preprocess
 
-RUNTIMES = ("torchscript", "onnx")
+RUNTIMES = ("torchscript", "onnx", "onnx-int8")
+ONNX_RUNTIMES = ("onnx", "onnx-int8")
 CPU_PREFERRED_RUNTIME = "onnx"
+INT8_VERSION_SUFFIX = "-int8"
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,8 @@ class Embedder:
         self.input_size: tuple[int, int] = tuple(metadata["input_size"])
         self.dim: int = int(metadata["feature_dim"])
         self.version: str = metadata.get("version") or metadata["files"][TORCHSCRIPT_FILE][:12]
+        if runtime == "onnx-int8":  # its embeddings are close to the float model's, not the same
+            self.version += INT8_VERSION_SUFFIX
         self.dtype = torch.float32
         self._backend = backend
 
@@ -103,7 +108,7 @@ class Embedder:
 
     def embed_tensor(self, batch: torch.Tensor) -> np.ndarray:
         """Embed an already normalised (N, 3, H, W) batch."""
-        if self.runtime == "onnx":
+        if self.runtime in ONNX_RUNTIMES:
             output = self._backend.run(None, {"images": batch.float().cpu().numpy()})[0]
             return np.ascontiguousarray(output, dtype=np.float32)
         with torch.inference_mode():
@@ -117,15 +122,26 @@ class Embedder:
 
 
 def load_embedder(model_dir: str | Path, device: str = "auto", runtime: str = "auto") -> Embedder:
-    """Load an exported model; ``runtime`` auto picks the fastest (measured in bench/model_throughput.py)."""
+    """Load an exported model; ``runtime`` auto picks the fastest float one (bench/model_throughput.py).
+
+    ``onnx-int8`` runs the export's statically quantised model (``reid-train export --int8``) with ONNX
+    Runtime on the CPU, whatever the device; its version is the float model's with ``-int8`` appended.
+    """
     model_dir = Path(model_dir)
     metadata = read_metadata(model_dir)
     torch_device = resolve_device(device)
     if runtime == "auto":
         runtime = "torchscript" if torch_device.type == "cuda" else CPU_PREFERRED_RUNTIME
     if runtime not in RUNTIMES:
-        raise ExportError(f"unknown runtime {runtime!r}; choose auto, {' or '.join(RUNTIMES)}")
-    if runtime == "onnx":
+        raise ExportError(f"unknown runtime {runtime!r}; choose auto, {', '.join(RUNTIMES)}")
+    if runtime == "onnx-int8":
+        if INT8_ONNX_FILE not in metadata["files"]:
+            raise ExportError(
+                f"{model_dir}: the export has no int8 model (reid-train export --int8 --calibration FOLDER)"
+            )
+        torch_device = torch.device("cpu")
+        backend = open_onnx_session(verify_file(model_dir, INT8_ONNX_FILE, metadata), torch_device)
+    elif runtime == "onnx":
         backend = open_onnx_session(verify_file(model_dir, ONNX_FILE, metadata), torch_device)
     else:
         backend = open_torchscript(verify_file(model_dir, TORCHSCRIPT_FILE, metadata), torch_device)

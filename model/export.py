@@ -1,4 +1,4 @@
-"""Export a trained network: TorchScript, ONNX and ``model.json`` with the checksum of each file."""
+"""Export a trained network: TorchScript, ONNX (and int8 ONNX), and ``model.json`` with their checksums."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from model.export_format import (
+    INT8_ONNX_FILE,
     JIT_DEPRECATION,
     METADATA_FILE,
     ONNX_FILE,
@@ -20,6 +21,7 @@ from model.export_format import (
 )
 from model.files import atomic_write_text
 from model.network import EmbeddingNet, ReIDNet
+from model.quantize import CALIBRATION_IMAGES, quantize_onnx
 
 
 def _export_onnx(wrapper: EmbeddingNet, example: torch.Tensor, path: Path) -> None:
@@ -37,8 +39,18 @@ def _export_onnx(wrapper: EmbeddingNet, example: torch.Tensor, path: Path) -> No
     )
 
 
-def export_model(net: ReIDNet, out_dir: str | Path, provenance: dict[str, Any] | None = None) -> Path:
-    """Write ``model.ts``, ``model.onnx`` and ``model.json`` (architecture, preprocessing, checksums)."""
+def export_model(
+    net: ReIDNet,
+    out_dir: str | Path,
+    provenance: dict[str, Any] | None = None,
+    int8_calibration: str | Path | None = None,
+    calibration_images: int = CALIBRATION_IMAGES,
+) -> Path:
+    """Write ``model.ts``, ``model.onnx`` and ``model.json`` (architecture, preprocessing, checksums).
+
+    With ``int8_calibration`` (a folder of person crops) also ``model.int8.onnx``, statically quantised
+    on ``calibration_images`` of them (``model.quantize``).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     wrapper = EmbeddingNet(net).cpu().float().eval()
@@ -56,5 +68,9 @@ def export_model(net: ReIDNet, out_dir: str | Path, provenance: dict[str, Any] |
         "torch_version": torch.__version__,
         "provenance": provenance or {},
     }
+    if int8_calibration is not None:
+        metadata = quantize_onnx(metadata, out_dir, int8_calibration, calibration_images)
+    else:
+        (out_dir / INT8_ONNX_FILE).unlink(missing_ok=True)  # an earlier export's, no longer this network's
     atomic_write_text(out_dir / METADATA_FILE, json.dumps(metadata, indent=2))
     return out_dir

@@ -13,6 +13,7 @@ EXPORT_FORMAT = "rga-reid-export/1"
 METADATA_FILE = "model.json"
 TORCHSCRIPT_FILE = "model.ts"
 ONNX_FILE = "model.onnx"
+INT8_ONNX_FILE = "model.int8.onnx"
 JIT_DEPRECATION = r".*torch\.jit.*deprecated.*"
 
 

@@ -15,6 +15,7 @@ from service.embedding.model import LoadedModel
 from service.embedding.uploads import UploadRules
 from service.settings import Settings
 from service.storage.locks import StoreWriteQueue
+from service.storage.writes import WriteHealth
 from service.vectors.sync import IndexSync
 
 
@@ -47,6 +48,7 @@ class AppState:
     sync: IndexSync
     limiter: RateLimiter
     writers: StoreWriteQueue = field(default_factory=StoreWriteQueue)
+    writes: WriteHealth = field(default_factory=WriteHealth)
     maintenance: MaintenanceStatus = field(default_factory=MaintenanceStatus)
 
     @property
@@ -67,5 +69,5 @@ class AppState:
 
     @property
     def upload_rules(self) -> UploadRules:
-        """How uploads are checked and sized for the loaded model."""
-        return UploadRules(self.settings.max_images_per_request, self.model.embedder.input_size)
+        """How uploads are checked, decoded (within the process's decoding budget) and sized for the model."""
+        return UploadRules.from_settings(self.settings, self.model.embedder.input_size)

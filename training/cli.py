@@ -6,6 +6,7 @@ Expected failures print one ``reid-train: error:`` line and exit 1; heavy import
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,7 +85,57 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--checkpoint", required=True, type=Path, help="training checkpoint to export")
     parser.add_argument("--out", required=True, type=Path, help="export folder")
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="also write model.int8.onnx, quantised for ONNX Runtime on the CPU (REID_RUNTIME=onnx-int8)",
+    )
+    parser.add_argument(
+        "--calibration", type=Path, help="with --int8: folder of person crops (any depth) to calibrate on"
+    )
+    parser.add_argument(
+        "--calibration-images",
+        type=int,
+        help="with --int8: crops to calibrate on, spread over the folder (default 300)",
+    )
     parser.set_defaults(handler=_run_export)
+
+
+def _add_adapt(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "adapt",
+        help="adapt a checkpoint to unlabelled crops (clustering + contrastive memory)",
+        description=(
+            "Fine-tune a trained checkpoint on a folder of unlabelled crops (e.g. from reid-admin "
+            "export-crops): per epoch, features, k-reciprocal Jaccard distances, DBSCAN pseudo-identities, "
+            "then a cluster contrastive memory (camera-aware proxies when file names give cameras). "
+            "Single process."
+        ),
+    )
+    parser.add_argument("--checkpoint", required=True, type=Path, help="the source checkpoint to adapt")
+    parser.add_argument(
+        "--unlabelled", required=True, type=Path, help="folder of crops (sub-folders too); no labels are read"
+    )
+    parser.add_argument("--output", required=True, type=Path, help="run folder: checkpoints, train.log, eval")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="adaptation recipe (training/configs/adapt_*.yaml)"
+    )
+    parser.add_argument("--resume", type=Path, help="adaptation checkpoint to continue from (epoch_NNNN.pt)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe field, dotted (e.g. --set train.epochs=5 --set cluster.eps=0.5); repeatable",
+    )
+    parser.add_argument(
+        "--eval-dataset", help="after adapting, evaluate on this dataset's query/gallery (e.g. market1501)"
+    )
+    parser.add_argument("--eval-root", type=Path, help="folder of the --eval-dataset")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="auto picks CUDA when available")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.set_defaults(handler=_run_adapt)
 
 
 def _add_make_synthetic(subparsers: argparse._SubParsersAction) -> None:
@@ -111,12 +162,12 @@ def _add_make_synthetic(subparsers: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``reid-train`` argument parser with its four subcommands."""
+    """The ``reid-train`` argument parser with its subcommands."""
     parser = argparse.ArgumentParser(
         prog=PROG, description="Training toolkit for RGA person re-identification (Zhang et al., CVPR 2020)."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_evaluate, _add_export, _add_make_synthetic):
+    for add in (_add_train, _add_evaluate, _add_export, _add_adapt, _add_make_synthetic):
         add(subparsers)
     return parser
 
@@ -177,6 +228,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    if args.int8 and args.calibration is None:
+        raise ValueError("--int8 needs --calibration FOLDER (a few hundred person crops)")
+    if args.calibration is not None and not args.int8:
+        raise ValueError("--calibration is for --int8")
     import model
     from training.checkpoint import read_checkpoint_metadata
 
@@ -189,10 +244,60 @@ def _run_export(args: argparse.Namespace) -> int:
         "recipe": config.get("name"),
         "dataset": metadata.get("dataset"),
         "metrics": metadata.get("metrics"),
+        **_adaptation_provenance(metadata),
         "config": config,
     }
-    path = model.export_model(net, args.out, provenance)
+    int8 = {"int8_calibration": args.calibration} if args.int8 else {}
+    if args.int8 and args.calibration_images is not None:
+        int8["calibration_images"] = args.calibration_images
+    path = model.export_model(net, args.out, provenance, **int8)
     print(f"exported to {path}")
+    if args.int8:
+        check = json.loads((path / "model.json").read_text())["int8"]["check"]
+        print(
+            f"int8 model: mean cosine {check['mean_cosine']:.4f} (lowest {check['min_cosine']:.4f}) "
+            f"to the float model on {check['images']} crops {check['crops']}"
+        )
+    return 0
+
+
+def _adaptation_provenance(metadata: dict) -> dict:
+    """An adapted checkpoint's source checkpoint and unlabelled set's fingerprint, for model.json."""
+    adaptation = metadata.get("adaptation")
+    if not adaptation:
+        return {}
+    unlabelled = adaptation.get("unlabelled") or {}
+    return {
+        "source_checkpoint": (adaptation.get("source") or {}).get("checkpoint"),
+        "unlabelled_fingerprint": unlabelled.get("fingerprint"),
+        "adaptation": adaptation,
+    }
+
+
+def _run_adapt(args: argparse.Namespace) -> int:
+    from training.adaptation import adapt, load_adapt_config
+
+    if not args.checkpoint.is_file():
+        raise FileNotFoundError(f"checkpoint {args.checkpoint} does not exist")
+    _require_dir(args.unlabelled, "unlabelled folder")
+    evaluate_on = None
+    if args.eval_dataset or args.eval_root:
+        if not (args.eval_dataset and args.eval_root):
+            raise ValueError("--eval-dataset and --eval-root go together")
+        _require_dir(args.eval_root, "evaluation data root")
+        evaluate_on = (args.eval_dataset, args.eval_root)
+    config = load_adapt_config(args.config, args.overrides)
+    result = adapt(
+        config,
+        args.checkpoint,
+        args.unlabelled,
+        args.output,
+        resume=args.resume,
+        device=args.device,
+        progress=not args.no_progress,
+        evaluate_on=evaluate_on,
+    )
+    print(f"final checkpoint: {result.final_checkpoint}")
     return 0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -28,6 +28,9 @@ from training import defaults
 
 class ConfigError(ValueError):
     """Raised for an unreadable, malformed or invalid training configuration."""
+
+
+RecipeT = TypeVar("RecipeT", bound=BaseModel)
 
 
 class _Section(BaseModel):
@@ -174,13 +177,16 @@ def _merge(current: Any, value: Any) -> Any:
     return value
 
 
-def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with each dotted ``key=value`` override set, checking keys exist."""
+def apply_overrides(
+    raw: dict[str, Any], overrides: Iterable[str], recipe: type[BaseModel] | None = None
+) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each dotted ``key=value`` override set, checking keys exist in
+    ``recipe`` (default :class:`TrainConfig`)."""
     result = yaml.safe_load(yaml.safe_dump(raw)) or {}
     for text in overrides:
         path, value = parse_override(text)
         node: Any = result
-        schema: Any = TrainConfig
+        schema: Any = recipe or TrainConfig
         for depth, part in enumerate(path):
             is_leaf = depth == len(path) - 1
             free_form = schema is None
@@ -207,14 +213,24 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
 
 def build_config(raw: dict[str, Any], source: str = "<dict>") -> TrainConfig:
     """Validate a raw mapping into a :class:`TrainConfig`, with a readable error on failure."""
+    return build_recipe(raw, TrainConfig, source)
+
+
+def build_recipe(raw: dict[str, Any], recipe: type[RecipeT], source: str = "<dict>") -> RecipeT:
+    """Validate a raw mapping into ``recipe`` (a pydantic model), with a readable error on failure."""
     try:
-        return TrainConfig.model_validate(raw)
+        return recipe.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, source)) from None
 
 
 def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> TrainConfig:
     """Read a YAML recipe (or start from defaults when ``path`` is None) and apply overrides."""
+    return load_recipe(path, overrides, TrainConfig)
+
+
+def load_recipe(path: str | Path | None, overrides: Iterable[str], recipe: type[RecipeT]) -> RecipeT:
+    """Read a YAML file of ``recipe``'s shape (defaults when ``path`` is None) and apply overrides."""
     raw: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -230,7 +246,7 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Train
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must contain a mapping at the top level")
         raw = loaded or {}
-    return build_config(apply_overrides(raw, overrides), source)
+    return build_recipe(apply_overrides(raw, overrides, recipe), recipe, source)
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:

@@ -109,3 +109,44 @@ NUM_RANK_LISTS = 8
 SYNTHETIC_IMAGE_SIZE: tuple[int, int] = (128, 64)
 # Images of each identity per camera.
 SYNTHETIC_IMAGES_PER_CAMERA = 4
+
+# ---- unsupervised adaptation (reid-train adapt): Cluster Contrast (Dai et al., ACCV 2022) on DBSCAN
+# pseudo-labels of k-reciprocal Jaccard distances, with CAP's camera-aware proxies (Wang et al., AAAI 2021)
+# Label of an adaptation run in logs and provenance.
+ADAPT_RUN_NAME = "adapt"
+# k-reciprocal neighbours (k1) and query-expansion neighbours (k2) of the Jaccard distance.
+ADAPT_K1 = 30
+ADAPT_K2 = 6
+# DBSCAN: neighbourhood radius on the Jaccard distance, and points a core needs (itself included).
+ADAPT_EPS = 0.6
+ADAPT_MIN_SAMPLES = 4
+# Cluster features with each camera's mean taken out (when cameras are known): colour casts and
+# backgrounds that a camera puts on everyone stop pulling its crops together.
+ADAPT_CAMERA_CENTRE = False
+# Images per feature-extraction batch before each clustering.
+ADAPT_FEATURE_BATCH_SIZE = 128
+# Contrastive memory: softmax temperature, and the share of the old entry kept at each update.
+ADAPT_TEMPERATURE = 0.05
+ADAPT_MOMENTUM = 0.1
+# How a cluster's memory entry is updated: from the batch's hardest instance of it, or its batch mean.
+ADAPT_MEMORY_UPDATE = "hard"
+# Camera-aware proxies: "auto" uses them when every image's name gives its camera.
+ADAPT_CAMERA = "auto"
+# Weight of the camera-aware proxy loss, its temperature, and hard negative proxies per sample.
+ADAPT_CAMERA_WEIGHT = 0.5
+ADAPT_CAMERA_TEMPERATURE = 0.07
+ADAPT_HARD_NEGATIVES = 50
+# PK batches over pseudo-identities: P x K images.
+ADAPT_BATCH_SIZE = 256
+ADAPT_NUM_INSTANCES = 16
+# Adam: learning rate (constant, no warm-up), decay, x gamma at the milestones (epochs).
+ADAPT_LR = 3.5e-4
+ADAPT_WEIGHT_DECAY = 5e-4
+ADAPT_MILESTONES: tuple[int, ...] = (20, 40)
+ADAPT_GAMMA = 0.1
+# Epochs (one clustering each) and training iterations per epoch.
+ADAPT_EPOCHS = 50
+ADAPT_ITERS = 200
+# Resumable checkpoint every this many epochs, and how many of them are kept (0: all).
+ADAPT_CHECKPOINT_EVERY = 1
+ADAPT_KEEP_CHECKPOINTS = 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class DensityBucketOut(BaseModel):
@@ -49,4 +49,5 @@ class DensityOut(BaseModel):
     end: datetime
     bucket_s: float
     gap_s: float
+    include_staff: bool = Field(False, description="whether staff were counted (left out by default)")
     zones: list[ZoneDensityOut]

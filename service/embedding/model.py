@@ -29,10 +29,15 @@ class LoadedModel:
 
 
 def load_model(settings: Settings) -> LoadedModel:
-    """Load the export in ``settings.model_dir``, or fall back to a seeded untrained network (loudly)."""
+    """Load the export in ``settings.model_dir``, or fall back to a seeded untrained network (loudly).
+
+    With ``REID_RUNTIME=onnx-int8`` there is no fallback: an export without a (valid) int8 model is an error.
+    """
     try:
         return LoadedModel(load_embedder(settings.model_dir, settings.device, settings.runtime), True)
     except ExportError as exc:
+        if settings.runtime == "onnx-int8":  # asked for by name: an untrained network is no substitute
+            raise
         log.warning("!!! %s (%s)", UNTRAINED_WARNING, exc)
     with torch.random.fork_rng():
         torch.manual_seed(0)

@@ -22,5 +22,6 @@ class Embeddings:
 async def embed_uploads(state: AppState, *, images: list[UploadFile]) -> Embeddings:
     """L2-normalised embeddings of 1..max uploaded crops."""
     uploads = await read_uploads(images, state.upload_rules)
-    vectors = await state.batcher.embed([upload.pixels for upload in uploads])
+    # one image is someone waiting on an answer; several are a bulk job (behind search, ahead of nothing)
+    vectors = await state.batcher.embed([upload.pixels for upload in uploads], interactive=len(uploads) == 1)
     return Embeddings(state.model_version, int(vectors.shape[1]), vectors.tolist())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Request, Security
+from fastapi import Depends, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
 
@@ -58,6 +58,9 @@ AdminDep = Annotated[Caller, Depends(require_admin)]
 StoreDep = Annotated[Store, Depends(require_store)]
 StoreCallerDep = Annotated[Caller, Depends(require_store_caller)]
 AnyKeyDep = Annotated[Caller, Depends(get_caller)]
+IncludeStaff = Annotated[
+    bool, Query(description="count the store's staff too (they are left out by default: see /staff)")
+]
 
 
 def get_session(state: StateDep) -> Iterator[Session]:

@@ -1,4 +1,5 @@
-"""The uploaded images of sightings, kept only while ``REID_STORE_CROPS`` is on."""
+"""The uploaded images of sightings, kept only while ``REID_STORE_CROPS`` or the store's ``keep_crops``
+is on."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.common.errors import NotFoundError
 from service.embedding.uploads import Upload
-from service.storage.models import Sighting, SightingCrop
+from service.storage.models import Sighting, SightingCrop, Store
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,11 @@ class Crop:
 
     data: bytes
     media_type: str
+
+
+def crops_kept(session: Session, store_id: int, everywhere: bool) -> bool:
+    """Whether a store's new crops are kept: ``REID_STORE_CROPS`` (``everywhere``) or the store's own flag."""
+    return everywhere or bool(session.scalar(select(Store.keep_crops).where(Store.id == store_id)))
 
 
 def keep_crops(session: Session, sighting_ids: Sequence[int], uploads: Sequence[Upload]) -> None:
@@ -37,5 +43,8 @@ def read_crop(sessions: sessionmaker[Session], *, store_id: int, sighting_id: in
             raise NotFoundError(f"sighting {sighting_id} not found in store {store_id}")
         crop = session.get(SightingCrop, sighting_id)
     if crop is None:
-        raise NotFoundError(f"no crop is kept for sighting {sighting_id} (only while REID_STORE_CROPS is on)")
+        raise NotFoundError(
+            f"no crop is kept for sighting {sighting_id} (only while REID_STORE_CROPS or the store's "
+            "keep_crops is on)"
+        )
     return Crop(crop.data, crop.content_type)

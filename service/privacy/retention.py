@@ -1,4 +1,5 @@
-"""Retention: deleting expired sightings (and the visitors left without any) and old audit rows from SQL.
+"""Retention: deleting expired sightings (and the visitors left without any, and the density summary of
+their days) and old audit rows (person search, crop exports, store analytics) from SQL.
 
 Shared by ``reid-admin purge`` and the service's periodic maintenance task. Sightings go in batches,
 each in its own transaction under the store's row lock, so ingest keeps running meanwhile.
@@ -15,7 +16,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.common.timeparse import to_ms
 from service.storage.db import session_scope
 from service.storage.locks import lock_store_row
-from service.storage.models import DeletedSighting, MatchAudit, Sighting, Store, Visitor
+from service.storage.models import (
+    CropExport,
+    DeletedSighting,
+    LinkEvent,
+    MatchAudit,
+    Sighting,
+    Store,
+    StoreAudit,
+    Visitor,
+)
+from service.storage.summaries import forget_before
 
 PURGE_BATCH = 5000
 TOMBSTONE_KEEP = timedelta(days=7)
@@ -56,6 +67,7 @@ def _purge_store(sessions: sessionmaker[Session], store_id: int, cutoff_ms: int)
             break
     with session_scope(sessions) as session:
         lock_store_row(session, store_id)
+        forget_before(session, store_id, cutoff_ms)
         seen = exists().where(Sighting.visitor_id == Visitor.id)
         orphans = delete(Visitor).where(Visitor.store_id == store_id, ~seen)
         visitors = session.execute(orphans).rowcount
@@ -65,7 +77,8 @@ def _purge_store(sessions: sessionmaker[Session], store_id: int, cutoff_ms: int)
 def purge_expired(
     sessions: sessionmaker[Session], days: int, audit_days: int, now: datetime | None = None
 ) -> PurgeResult:
-    """Delete sightings captured before the cutoff, visitors left empty, old audit rows and tombstones."""
+    """Delete sightings captured before the cutoff, visitors left empty, old audit rows, tombstones and
+    re-linking log entries."""
     now = now or datetime.now(UTC)
     cutoff = retention_cutoff(days, now)
     cutoff_ms = to_ms(cutoff)
@@ -79,5 +92,12 @@ def purge_expired(
         audit_rows = session.execute(
             delete(MatchAudit).where(MatchAudit.requested_at < retention_cutoff(audit_days, now))
         ).rowcount
+        audit_rows += session.execute(
+            delete(CropExport).where(CropExport.requested_at < retention_cutoff(audit_days, now))
+        ).rowcount
+        audit_rows += session.execute(
+            delete(StoreAudit).where(StoreAudit.at < retention_cutoff(audit_days, now))
+        ).rowcount
         session.execute(delete(DeletedSighting).where(DeletedSighting.deleted_at < now - TOMBSTONE_KEEP))
+        session.execute(delete(LinkEvent).where(LinkEvent.created_at < cutoff))
     return PurgeResult(cutoff, sightings, visitors, audit_rows)

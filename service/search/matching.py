@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.common.timeparse import from_ms
-from service.storage.models import Sighting, Zone
+from service.storage.models import Camera, Sighting, Zone
 from service.vectors.base import VectorFilter
 from service.vectors.sync import IndexSync
 
@@ -36,8 +36,10 @@ class Match:
     visitor_id: int
     zone_id: int
     camera_id: int
+    camera_name: str
     captured_at: datetime
     similarity: float
+    track_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,16 +50,18 @@ class LastSeen:
     zone_id: int
     zone_name: str
     camera_id: int
+    camera_name: str
     captured_at: datetime
     best_similarity: float
 
 
 @dataclass(frozen=True)
 class Matches:
-    """Ranked matches and, per matched visitor, the last sighting."""
+    """Ranked matches, per matched visitor the last sighting, and what no search could find."""
 
     matches: list[Match]
     visitors: list[LastSeen]
+    other_model_sightings: int = 0
 
 
 def find_matches(session: Session, sync: IndexSync, query: MatchQuery) -> Matches:
@@ -69,8 +73,16 @@ def find_matches(session: Session, sync: IndexSync, query: MatchQuery) -> Matche
         r.id: r
         for r in session.execute(
             select(
-                Sighting.id, Sighting.visitor_id, Sighting.zone_id, Sighting.camera_id, Sighting.captured_ms
-            ).where(Sighting.id.in_([h.sighting_id for h in hits]))
+                Sighting.id,
+                Sighting.visitor_id,
+                Sighting.zone_id,
+                Sighting.camera_id,
+                Sighting.captured_ms,
+                Sighting.track_id,
+                Camera.name.label("camera_name"),
+            )
+            .join(Camera, Camera.id == Sighting.camera_id)
+            .where(Sighting.id.in_([h.sighting_id for h in hits]))
         )
     }
     matches = [
@@ -79,8 +91,10 @@ def find_matches(session: Session, sync: IndexSync, query: MatchQuery) -> Matche
             visitor_id=rows[h.sighting_id].visitor_id,
             zone_id=rows[h.sighting_id].zone_id,
             camera_id=rows[h.sighting_id].camera_id,
+            camera_name=rows[h.sighting_id].camera_name,
             captured_at=from_ms(rows[h.sighting_id].captured_ms),
             similarity=h.similarity,
+            track_id=rows[h.sighting_id].track_id,
         )
         for h in hits
         if h.sighting_id in rows
@@ -88,7 +102,7 @@ def find_matches(session: Session, sync: IndexSync, query: MatchQuery) -> Matche
     best: dict[int, float] = {}
     for match in matches:
         best.setdefault(match.visitor_id, match.similarity)
-    return Matches(matches, last_seen(session, best))
+    return Matches(matches, last_seen(session, best), sync.other_model_sightings(session, where))
 
 
 def last_seen(session: Session, best: dict[int, float]) -> list[LastSeen]:
@@ -111,7 +125,10 @@ def last_seen(session: Session, best: dict[int, float]) -> list[LastSeen]:
         .subquery()
     )
     rows = session.execute(
-        select(ranked, Zone.name).join(Zone, Zone.id == ranked.c.zone_id).where(ranked.c.rank == 1)
+        select(ranked, Zone.name, Camera.name.label("camera_name"))
+        .join(Zone, Zone.id == ranked.c.zone_id)
+        .join(Camera, Camera.id == ranked.c.camera_id)
+        .where(ranked.c.rank == 1)
     ).all()
     by_visitor = {r.visitor_id: r for r in rows}
     return [
@@ -120,6 +137,7 @@ def last_seen(session: Session, best: dict[int, float]) -> list[LastSeen]:
             zone_id=by_visitor[visitor].zone_id,
             zone_name=by_visitor[visitor].name,
             camera_id=by_visitor[visitor].camera_id,
+            camera_name=by_visitor[visitor].camera_name,
             captured_at=from_ms(by_visitor[visitor].captured_ms),
             best_similarity=similarity,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class MatchOut(BaseModel):
@@ -14,8 +14,10 @@ class MatchOut(BaseModel):
     visitor_id: int
     zone_id: int
     camera_id: int
+    camera_name: str
     captured_at: datetime
     similarity: float
+    track_id: str | None = Field(None, description="the camera tracker's id the crop was sent with, if any")
 
 
 class LastSeenOut(BaseModel):
@@ -25,6 +27,7 @@ class LastSeenOut(BaseModel):
     zone_id: int
     zone_name: str
     camera_id: int
+    camera_name: str
     captured_at: datetime
     best_similarity: float
 
@@ -35,3 +38,8 @@ class MatchesOut(BaseModel):
     model: str
     matches: list[MatchOut]
     visitors: list[LastSeenOut]
+    other_model_sightings: int = Field(
+        0,
+        description="sightings in the searched time range and zone embedded by another model version: "
+        "no search finds them until they are re-embedded (README: Changing the model)",
+    )

@@ -38,6 +38,7 @@ class SearchResult:
     model: str
     matches: list[Match]
     visitors: list[LastSeen]
+    other_model_sightings: int
 
 
 def purpose_of(case_id: str | None, reason: str | None) -> SearchPurpose:
@@ -73,7 +74,7 @@ async def search_person(
     if request.zone_id is not None:
         await run_in_threadpool(find_owned, state.sessions, Zone, request.zone_id, store.id)
     uploads = await read_uploads([image], state.upload_rules, field="image")
-    vector = (await state.batcher.embed([uploads[0].pixels]))[0]
+    vector = (await state.batcher.embed([uploads[0].pixels], interactive=True))[0]
     query = MatchQuery(
         store.id, vector, request.top_k, since_ms, until_ms, request.zone_id, request.min_similarity
     )
@@ -84,4 +85,4 @@ async def search_person(
 
     found = await run_in_threadpool(run)
     await run_in_threadpool(record_search, *audit, OK, len(found.matches), len(found.visitors))
-    return SearchResult(state.model_version, found.matches, found.visitors)
+    return SearchResult(state.model_version, found.matches, found.visitors, found.other_model_sightings)

@@ -4,28 +4,35 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 
 from service.common.ids import MAX_BIG_ID
+from service.common.text import PlainText
 from service.common.timeparse import parse_timestamp
 from service.http.deps import AdminDep, IdPath, SessionDep
 from service.stores import crud
-from service.stores.audit import AuditQuery, list_searches
+from service.stores.audit import AuditQuery, list_crop_exports, list_searches, list_store_audit
 from service.stores.schemas import (
     CameraIn,
     CameraOut,
+    CropExportOut,
     KeyIn,
     KeyOut,
     MatchAuditOut,
     NewKeyOut,
+    OverlapsIn,
+    StoreAuditOut,
     StoreIn,
     StoreOut,
     StoreUpdate,
+    TransitOut,
+    TransitsIn,
     ZoneIn,
     ZoneOut,
 )
 
 MAX_AUDIT_PAGE = 1000
+DEFAULT_KEY = KeyIn()
 
 router = APIRouter(prefix="/stores", tags=["admin"])
 
@@ -53,7 +60,7 @@ def get_store(store_id: IdPath, session: SessionDep, _: AdminDep) -> StoreOut:
 
 @router.patch("/{store_id}", response_model=StoreOut)
 def update_store(store_id: IdPath, body: StoreUpdate, session: SessionDep, _: AdminDep) -> StoreOut:
-    """Rename a store, change its time zone, or enable or disable person search (/match)."""
+    """Rename a store, change its time zone, enable or disable person search (/match) or crop keeping."""
     changes = body.model_dump(exclude_unset=True)
     store = crud.update_store(session=session, store_id=store_id, changes=changes)
     return StoreOut.model_validate(store, from_attributes=True)
@@ -64,7 +71,7 @@ def match_audit(
     store_id: IdPath,
     session: SessionDep,
     _: AdminDep,
-    case_id: Annotated[str | None, Query(max_length=100)] = None,
+    case_id: Annotated[PlainText | None, Query(max_length=100)] = None,
     since: Annotated[str | None, Query(description="ISO 8601 with offset")] = None,
     until: Annotated[str | None, Query(description="ISO 8601 with offset")] = None,
     before_id: Annotated[int | None, Query(ge=1, le=MAX_BIG_ID, description="older than")] = None,
@@ -81,6 +88,36 @@ def match_audit(
     )
     rows = list_searches(session=session, query=query)
     return [MatchAuditOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.get("/{store_id}/crop-exports", response_model=list[CropExportOut])
+def crop_exports(
+    store_id: IdPath,
+    session: SessionDep,
+    _: AdminDep,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_BIG_ID, description="older than")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE)] = 100,
+) -> list[CropExportOut]:
+    """The store's crop exports (`reid-admin export-crops`), newest first: who, when, window, outcome."""
+    rows = list_crop_exports(session=session, store_id=store_id, before_id=before_id, limit=limit)
+    return [CropExportOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.get("/{store_id}/audit", response_model=list[StoreAuditOut])
+def store_audit(
+    store_id: IdPath,
+    session: SessionDep,
+    _: AdminDep,
+    action: Annotated[PlainText | None, Query(max_length=32, description="e.g. staff-enrol")] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_BIG_ID, description="older than")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE)] = 100,
+) -> list[StoreAuditOut]:
+    """The store's analytics audit, newest first: staff enrolment and changes, returning-shopper reports
+    (and refusals) and turning them on or off: who, when, what."""
+    rows = list_store_audit(
+        session=session, store_id=store_id, action=action, before_id=before_id, limit=limit
+    )
+    return [StoreAuditOut.model_validate(row, from_attributes=True) for row in rows]
 
 
 @router.post("/{store_id}/zones", status_code=201, response_model=ZoneOut)
@@ -111,10 +148,41 @@ def list_cameras(store_id: IdPath, session: SessionDep, _: AdminDep) -> list[Cam
     return [CameraOut.model_validate(c, from_attributes=True) for c in cameras]
 
 
+@router.put("/{store_id}/cameras/{camera_id}/overlaps", response_model=CameraOut)
+def set_overlaps(
+    store_id: IdPath, camera_id: IdPath, body: OverlapsIn, session: SessionDep, _: AdminDep
+) -> CameraOut:
+    """Mark which cameras see the same space as this one (replaces the earlier list; kept symmetric)."""
+    camera = crud.set_overlaps(
+        session=session, store_id=store_id, camera_id=camera_id, others=body.camera_ids
+    )
+    return CameraOut.model_validate(camera, from_attributes=True)
+
+
+@router.get("/{store_id}/transit-times", response_model=list[TransitOut])
+def list_transits(store_id: IdPath, session: SessionDep, _: AdminDep) -> list[TransitOut]:
+    """The least walking time between zone pairs (others use REID_MIN_TRANSIT_S)."""
+    transits = crud.list_transits(session=session, store_id=store_id)
+    return [TransitOut.model_validate(t, from_attributes=True) for t in transits]
+
+
+@router.put("/{store_id}/transit-times", response_model=list[TransitOut])
+def set_transits(store_id: IdPath, body: TransitsIn, session: SessionDep, _: AdminDep) -> list[TransitOut]:
+    """Replace the store's zone-pair transit times: linking never puts one person in two zones faster."""
+    wanted = [crud.Transit(t.zone_ids, t.min_seconds) for t in body.transits]
+    transits = crud.set_transits(session=session, store_id=store_id, transits=wanted)
+    return [TransitOut.model_validate(t, from_attributes=True) for t in transits]
+
+
 @router.post("/{store_id}/keys", status_code=201, response_model=NewKeyOut)
-def create_key(store_id: IdPath, session: SessionDep, _: AdminDep, body: KeyIn | None = None) -> NewKeyOut:
-    """Create a store key; the secret is in this response only and cannot be shown again."""
-    new = crud.create_key(session=session, store_id=store_id, name=(body or KeyIn()).name)
+def create_key(
+    store_id: IdPath, session: SessionDep, _: AdminDep, body: Annotated[KeyIn, Body()] = DEFAULT_KEY
+) -> NewKeyOut:
+    """Create a store key; the secret is in this response only and cannot be shown again.
+
+    The body is optional: without one the key is named ``default``.
+    """
+    new = crud.create_key(session=session, store_id=store_id, name=body.name)
     return NewKeyOut(**KeyOut.model_validate(new.row, from_attributes=True).model_dump(), key=new.secret)
 
 

@@ -9,6 +9,10 @@ from typing import Protocol
 import numpy as np
 
 
+class SavedStateError(ValueError):
+    """Saved vectors exist but cannot be used (unreadable, ill-formed or inconsistent): rebuild from SQL."""
+
+
 @dataclass(frozen=True)
 class VectorFilter:
     """Which vectors a search may return: one store, a capture-time range (ms, half-open), a zone."""
@@ -81,5 +85,9 @@ class VectorStore(Protocol):
         ...
 
     def load(self, store_id: int, directory: Path) -> bool:
-        """Replace a store's vectors with the saved ones; False when nothing usable was saved."""
+        """Replace a store's vectors with the saved ones; False when nothing (for this store) was saved.
+
+        Raises ``SavedStateError`` naming the problem when saved files are there but unreadable or
+        ill-formed; the store's vectors are left as they were either way.
+        """
         ...

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
-import zipfile
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from model.files import atomic_write, atomic_write_text
-from service.vectors.base import Hit, VectorFilter
+from service.vectors.base import Hit, SavedStateError, VectorFilter
 
 DAY_MS = 86_400_000
 GPU_MAX_K = 2048
 TRAIN_PER_LIST = 40
 SHARD_FORMAT = 1
 MANIFEST = "shards.json"
+SHARD_FILE = re.compile(r"^day_(-?\d+)\.(?:faiss|npz)$")
 
 
 def ivf_lists(count: int) -> int:
@@ -266,29 +267,85 @@ class FaissVectorStore:
                 atomic_write(directory / f"day_{day}.npz", lambda p, s=shard: _write_arrays(p, s))
             manifest = {"format": SHARD_FORMAT, "dim": self.dim, "days": sorted(shards)}
         atomic_write_text(directory / MANIFEST, json.dumps(manifest))
-        for stale in directory.glob("day_*"):
-            if int(stale.stem.split("_")[1]) not in shards:
+        for stale in directory.iterdir():
+            named = SHARD_FILE.match(stale.name)
+            if named and int(named.group(1)) not in shards and stale.is_file():
                 stale.unlink(missing_ok=True)
 
     def load(self, store_id: int, directory: Path) -> bool:
-        """Load a saved store; False (and nothing changed) when the files are missing or inconsistent."""
-        try:
-            manifest = json.loads((directory / MANIFEST).read_text())
-            if manifest.get("format") != SHARD_FORMAT or manifest.get("dim") != self.dim:
-                return False
-            shards = {}
-            for day in manifest["days"]:
-                shard = Shard(self.dim, faiss.read_index(str(directory / f"day_{day}.faiss")))
-                with np.load(directory / f"day_{day}.npz") as arrays:
-                    shard.ids, shard.ms, shard.zones = arrays["ids"], arrays["ms"], arrays["zones"]
-                if shard.index.ntotal != len(shard.ids):
-                    return False
-                shards[int(day)] = shard
-        except (OSError, ValueError, KeyError, RuntimeError, EOFError, zipfile.BadZipFile):
+        """Load a saved store: False when nothing was saved, ``SavedStateError`` when a file is unusable.
+
+        Every file is checked before anything is replaced: the manifest's shape and dimension, each
+        shard's index type, metric and size, its id, time and zone arrays (one-dimensional integers of
+        the index's length, ids increasing and the very ids the index holds, times within the shard's
+        day). Files not named in the manifest are ignored.
+        """
+        if not (directory / MANIFEST).exists():
             return False
+        try:
+            shards = self._read_shards(directory)
+        except SavedStateError:
+            raise
+        except Exception as exc:  # any unreadable file (faiss, numpy, zip, json, OS) means: rebuild
+            raise SavedStateError(f"{type(exc).__name__}: {exc}") from exc
         with self._lock:
             self._shards[store_id] = shards
         return True
+
+    def _read_shards(self, directory: Path) -> dict[int, Shard]:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise SavedStateError(f"{MANIFEST} holds {type(manifest).__name__}, not an object")
+        if not _is_int(manifest.get("format")) or manifest["format"] != SHARD_FORMAT:
+            raise SavedStateError(f"{MANIFEST}: format {manifest.get('format')!r}, expected {SHARD_FORMAT}")
+        if not _is_int(manifest.get("dim")) or manifest["dim"] != self.dim:
+            raise SavedStateError(f"{MANIFEST}: dim {manifest.get('dim')!r}, the model's is {self.dim}")
+        days = manifest.get("days")
+        if not isinstance(days, list) or not all(_is_int(day) for day in days) or len(set(days)) != len(days):
+            raise SavedStateError(f"{MANIFEST}: days must be a list of distinct integers, not {days!r:.80}")
+        return {day: self._read_shard(directory, day) for day in days}
+
+    def _read_shard(self, directory: Path, day: int) -> Shard:
+        name = f"day_{day}"
+        index = faiss.read_index(str(directory / f"{name}.faiss"))
+        if not isinstance(index, faiss.IndexIDMap2):
+            raise SavedStateError(f"{name}.faiss holds a {type(index).__name__}, not an IndexIDMap2")
+        inner = faiss.downcast_index(index.index)
+        if not isinstance(inner, faiss.IndexFlat | faiss.IndexIVFScalarQuantizer) or not index.is_trained:
+            raise SavedStateError(f"{name}.faiss wraps a {type(inner).__name__}, not a flat or IVF-SQ index")
+        if index.d != self.dim or index.metric_type != faiss.METRIC_INNER_PRODUCT:
+            found = f"dim {index.d}, metric {index.metric_type}"
+            raise SavedStateError(f"{name}.faiss: {found}, not dim {self.dim}, inner product")
+        with np.load(directory / f"{name}.npz", allow_pickle=False) as arrays:
+            ids, ms, zones = (_int_array(arrays, key, name) for key in ("ids", "ms", "zones"))
+        if not len(ids) == len(ms) == len(zones) == index.ntotal:
+            raise SavedStateError(
+                f"{name}: {index.ntotal} vectors but {len(ids)} ids, {len(ms)} times, {len(zones)} zones"
+            )
+        if len(ids) and (ids[0] < 1 or np.any(np.diff(ids) <= 0)):
+            raise SavedStateError(f"{name}.npz: ids are not positive and increasing")
+        if not np.array_equal(np.sort(faiss.vector_to_array(index.id_map).astype(np.int64)), ids):
+            raise SavedStateError(f"{name}: the index holds other ids than {name}.npz lists")
+        if np.any(ms // DAY_MS != day):
+            raise SavedStateError(f"{name}.npz: capture times outside day {day}")
+        shard = Shard(self.dim, index)
+        shard.ids, shard.ms, shard.zones = ids, ms, zones
+        return shard
+
+
+def _is_int(value: object) -> bool:
+    """An integer that is not a bool (JSON ``true`` would otherwise pass for 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_array(arrays, key: str, name: str) -> np.ndarray:
+    """One saved array: present, one-dimensional, integer; returned as int64."""
+    if key not in arrays.files:
+        raise SavedStateError(f"{name}.npz has no {key!r} array")
+    array = arrays[key]
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise SavedStateError(f"{name}.npz: {key!r} is {array.dtype}{list(array.shape)}, not integers")
+    return array.astype(np.int64)
 
 
 def _write_arrays(path: Path, shard: Shard) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
 from model.files import atomic_write_text
-from service.vectors.base import Hit, VectorFilter
+from service.vectors.base import Hit, SavedStateError, VectorFilter
 
 DAY_MS = 86_400_000
 MAX_TOP_K = 16_384
@@ -276,9 +276,20 @@ class MilvusVectorStore:
         atomic_write_text(directory / MANIFEST, json.dumps(self._manifest(store_id)))
 
     def load(self, store_id: int, directory: Path) -> bool:
-        """True when ``directory`` was saved against this very collection (same generation and store)."""
-        try:
-            manifest = json.loads((directory / MANIFEST).read_text())
-        except (OSError, ValueError):
+        """True when ``directory`` was saved against this very collection (same generation and store).
+
+        False when nothing was saved or it names another collection, generation or store (the
+        collection was recreated: rebuild); ``SavedStateError`` when the manifest is unreadable or not
+        the object ``save`` writes.
+        """
+        path = directory / MANIFEST
+        if not path.exists():
             return False
-        return bool(self.generation) and manifest == self._manifest(store_id)
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SavedStateError(f"{MANIFEST}: {type(exc).__name__}: {exc}") from exc
+        expected = self._manifest(store_id)
+        if not isinstance(manifest, dict) or set(manifest) != set(expected):
+            raise SavedStateError(f"{MANIFEST} is not the manifest this store writes: {manifest!r:.120}")
+        return bool(self.generation) and manifest == expected

@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
 from service.app import create_app
 from service.dashboard import routes as dashboard
-from service.embedding.model import LoadedModel
+from service.embedding.model import UNTRAINED_WARNING, LoadedModel
 from service.settings import Settings
 from service.storage.db import migrate
 from tests.dashboard.store_day import ADMIN_KEY, Scenario, replay_day
@@ -45,10 +45,27 @@ def _free_socket() -> socket.socket:
     return sock
 
 
+def floor_for(cast) -> float:
+    """The find-a-person floor the dashboard tests serve: the cast's threshold, to two places (it lies
+    between the least similarity of a person to themselves and the most to anyone else)."""
+    return round(cast.threshold, 2)
+
+
 @pytest.fixture(scope="session")
 def live_url(loaded_model: LoadedModel, cast, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The service (dashboard router included) served by uvicorn on a free loopback port, temp SQLite DB."""
-    root = tmp_path_factory.mktemp("dashboard-service")
+    yield from serve(loaded_model, cast, tmp_path_factory.mktemp("dashboard-service"))
+
+
+@pytest.fixture(scope="session")
+def untrained_url(loaded_model: LoadedModel, cast, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same service as it runs when no exported model exists: the untrained fallback, flagged."""
+    untrained = LoadedModel(loaded_model.embedder, trained=False, warning=UNTRAINED_WARNING)
+    yield from serve(untrained, cast, tmp_path_factory.mktemp("dashboard-untrained"))
+
+
+def serve(model: LoadedModel, cast, root: Path) -> Iterator[str]:
+    """Serve an app with ``model`` on a fresh SQLite database under ``root``; yields its base URL."""
     database_url = f"sqlite:///{root / 'reid.db'}"
     migrate(database_url)
     settings = Settings(
@@ -59,8 +76,13 @@ def live_url(loaded_model: LoadedModel, cast, tmp_path_factory: pytest.TempPathF
         match_threshold=cast.threshold,
         embed_max_wait_ms=2.0,
         retention_days=service_fixtures.LONG_RETENTION_DAYS,
+        dashboard_min_similarity=floor_for(cast),
+        relink_interval_s=0,
+        occupancy_poll_s=0.3,
+        occupancy_stream_max_s=5,  # live streams end every few seconds: the page must reconnect
+        link_time_penalty=0.0,  # the replayed day's first shopper goes unseen for 80 minutes in one visit
     )
-    app = create_app(settings, loaded_model)
+    app = create_app(settings, model)
     if not any(getattr(route, "path", None) == "/" for route in app.routes):
         app.include_router(dashboard.router)
     sock = _free_socket()

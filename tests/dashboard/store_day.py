@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.service.conftest import ADMIN_KEY, make_store, png_bytes, post_sighting, story_image
+from tests.service.conftest import ADMIN_KEY, make_store, png_bytes, story_image
 
 __all__ = ["ADMIN_KEY", "make_store", "png_bytes", "story_image"]
 
@@ -56,9 +56,19 @@ class Scenario:
     sightings: list[list[Sighting]] = field(default_factory=list)
 
 
+def track_of(person: int, view: int) -> str:
+    """The camera tracker's id the day sends with each photo (one track per photo)."""
+    return f"{person}-{view}"
+
+
 def post(api: httpx.Client, store: dict, zone: str, person: int, view: int, when: str) -> dict:
-    """Post one synthetic photo of ``person`` from the zone's camera; returns the service's sighting."""
-    response = post_sighting(api, store, zone, story_image(person, view), when)
+    """Post one synthetic photo of ``person`` from the zone's camera as its own camera track."""
+    response = api.post(
+        "/sightings",
+        data={"camera_id": store["cameras"][zone], "captured_at": when, "track_id": track_of(person, view)},
+        files=[("images", ("crop.png", png_bytes(story_image(person, view)), "image/png"))],
+        headers=store["headers"],
+    )
     assert response.status_code == 201, response.text
     return response.json()["sightings"][0]
 

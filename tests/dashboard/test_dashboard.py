@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from playwright.sync_api import BrowserContext, Page, expect
 
+from tests.dashboard.conftest import floor_for
 from tests.dashboard.store_day import (
     ADMIN_KEY,
     DAY,
@@ -22,6 +23,7 @@ from tests.dashboard.store_day import (
     png_bytes,
     post,
     story_image,
+    track_of,
 )
 
 NOON = datetime.fromisoformat(f"{DAY}T12:00:00").replace(tzinfo=ZoneInfo(TIMEZONE))
@@ -34,10 +36,12 @@ def utc(text: str) -> datetime:
 
 
 def open_page(context: BrowserContext, base_url: str) -> tuple[Page, list[str]]:
-    """A page at the dashboard with the store's clock at noon on DAY; uncaught script errors are collected."""
+    """A page at the dashboard with the store's clock at noon on DAY; uncaught script errors and
+    Content-Security-Policy violations are collected."""
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: "Content Security Policy" in msg.text and errors.append(msg.text))
     page.clock.install(time=NOON)
     page.goto(base_url)
     return page, errors
@@ -83,13 +87,13 @@ def test_bad_keys_are_refused_plainly(context: BrowserContext, scenario: Scenari
     page.screenshot(path=str(artifacts / "bad-key.png"))
     enter_key(page, ADMIN_KEY)
     expect(page.locator("#key-error")).to_contain_text("needs a store key")
-    assert page.evaluate("Object.keys(localStorage)") == []
+    assert page.evaluate("Object.keys(sessionStorage)") == []
 
-    page.evaluate("key => localStorage.setItem('reid-dashboard.store-key', key)", "revoked-key")
+    page.evaluate("key => sessionStorage.setItem('reid-dashboard.store-key', key)", "revoked-key")
     page.reload()
     expect(page.locator("#key-error")).to_contain_text("The saved key no longer works: invalid API key")
     expect(page.locator("#dashboard")).to_be_hidden()
-    assert page.evaluate("Object.keys(localStorage)") == []
+    assert page.evaluate("Object.keys(sessionStorage)") == []
     assert errors == []
 
 
@@ -144,16 +148,17 @@ def test_heatmap_shows_what_density_returns(context: BrowserContext, scenario: S
     assert heatmap_cells(page) == quarter
     page.screenshot(path=str(artifacts / "three-days.png"), full_page=True)
 
+    assert page.evaluate("Object.keys(localStorage)") == []  # the key lives in this tab only
     page.reload()
     expect(page.locator("#dashboard")).to_be_visible()
     expect(page.locator("#key-panel")).to_be_hidden()
     page.click("#change-key")
     expect(page.locator("#key-panel")).to_be_visible()
-    assert page.evaluate("Object.keys(localStorage)") == []
+    assert page.evaluate("Object.keys(sessionStorage)") == []
     assert errors == []
 
 
-def test_density_refreshes_every_minute(context: BrowserContext, scenario: Scenario, cast):
+def test_density_follows_the_live_stream_not_a_timer(context: BrowserContext, scenario: Scenario, cast):
     store = make_store(scenario.api, ["Floor"], timezone=TIMEZONE)
     post(scenario.api, store, "Floor", cast.people[0], 0, local_time("09:30"))
     page, errors = open_page(context, scenario.base_url)
@@ -161,14 +166,14 @@ def test_density_refreshes_every_minute(context: BrowserContext, scenario: Scena
     cell = page.locator("#heatmap rect.cell").nth(9)
     expect(cell).to_have_attribute("data-value", "1")
     expect(page.locator("#density")).to_have_attribute("data-refreshes", "1")
-
-    post(scenario.api, store, "Floor", cast.people[1], 0, local_time("09:40"))
-    page.clock.fast_forward("00:30")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    page.clock.fast_forward("05:00")  # no polling: time passing alone reloads nothing
     page.wait_for_timeout(300)
-    expect(cell).to_have_attribute("data-value", "1")
-    page.clock.fast_forward("00:31")
+    expect(page.locator("#density")).to_have_attribute("data-refreshes", "1")
+
+    post(scenario.api, store, "Floor", cast.people[1], 0, local_time("09:40"))  # the stream tells the page
+    expect(cell).to_have_attribute("data-value", "2", timeout=15_000)
     expect(page.locator("#density")).to_have_attribute("data-refreshes", "2")
-    expect(cell).to_have_attribute("data-value", "2")
     assert errors == []
 
 
@@ -182,8 +187,10 @@ def test_a_photo_finds_the_person_newest_first(context: BrowserContext, scenario
     )
     expect(page.locator("#match-error")).to_contain_text("Enter the case ID first")
     expect(page.locator("#match-results .visitor")).to_have_count(0)
+    expect(page.locator("#search-button")).to_have_text("Search")
     page.fill("#case-id", "lost-child-2611")
     page.click("#match-form button")
+    expect(page.locator("#search-button")).to_have_text("Search again")
 
     best = page.locator("#match-results .visitor").first
     expect(best).to_have_attribute("data-visitor", str(scenario.visitors[0]))
@@ -196,12 +203,19 @@ def test_a_photo_finds_the_person_newest_first(context: BrowserContext, scenario
     assert zones == [
         s.zone for s in sorted(scenario.sightings[0], key=lambda s: utc(s.captured_at), reverse=True)
     ]
+    cameras = rows.evaluate_all("els => els.map(e => e.children[2].textContent)")
+    views = sorted(VISITS[0], key=lambda v: v[2], reverse=True)
+    assert cameras == [
+        f"{zone}-cam · track {track_of(cast.people[0], view)}"
+        for zone, (_, view, _) in zip(zones, views, strict=True)
+    ]
 
     last = best.locator(".last-seen")
     expect(last).to_have_attribute("data-zone", str(scenario.store["zones"]["Tills"]))
     expect(last).to_have_attribute("data-camera", str(scenario.store["cameras"]["Tills"]))
-    expect(last).to_contain_text("Last seen in Tills")
+    expect(last).to_contain_text("Last seen in Tills by camera Tills-cam")
     expect(last).to_contain_text("11:10")
+    assert "camera #" not in page.locator("#match-results").inner_text()
 
     shot = artifacts / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -211,7 +225,9 @@ def test_a_photo_finds_the_person_newest_first(context: BrowserContext, scenario
     page.fill("#from", "2026-11-23")
     page.fill("#to", "2026-11-23")
     page.click("#match-form button")
-    expect(page.locator("#match-results")).to_have_text("No sightings match this photo.")
+    expect(page.locator("#match-results")).to_contain_text(
+        f"Nobody above similarity {floor_for(cast):.2f} matches this photo."
+    )
     audit = scenario.api.get(
         f"/stores/{scenario.store['id']}/match-audit", headers={"X-API-Key": ADMIN_KEY}
     ).json()
@@ -254,3 +270,78 @@ def test_the_page_and_its_files_are_served(scenario: Scenario):
     assert api.get("/static/style.css").headers["content-type"].startswith("text/css")
     assert api.get("/static/../main.py").status_code == 404
     assert api.get("/static/nothing.js").status_code == 404
+
+
+def test_the_similarity_floor_is_in_the_form_and_nobody_above_it_is_said_so(
+    context: BrowserContext, scenario: Scenario, cast
+):
+    page, errors = open_page(context, scenario.base_url)
+    enter_key(page, scenario.key)
+    floor = floor_for(cast)
+    expect(page.locator("#min-similarity")).to_have_value(f"{floor:g}")
+    page.fill("#case-id", "stranger-check")
+    stranger = png_bytes(story_image(cast.people[3], 4))
+    page.set_input_files(
+        "#photo", files=[{"name": "stranger.png", "mimeType": "image/png", "buffer": stranger}]
+    )
+    expect(page.locator("#match-results")).to_contain_text(
+        f"Nobody above similarity {floor:.2f} matches this photo."
+    )
+    expect(page.locator("#match-results .visitor")).to_have_count(0)
+    page.fill("#min-similarity", "")
+    page.click("#match-form button")
+    expect(page.locator("#match-results .visitor").first).to_be_visible()
+    shown = page.eval_on_selector_all(
+        "#match-results tr.sighting", "els => els.map(e => Number(e.dataset.similarity))"
+    )
+    assert shown and max(shown) < floor
+    assert errors == []
+
+
+def test_an_untrained_model_is_announced_at_the_top(
+    context: BrowserContext, untrained_url: str, scenario: Scenario, artifacts
+):
+    page, errors = open_page(context, untrained_url)
+    banner = page.locator("#model-warning")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("untrained model")
+    expect(banner).to_contain_text("mean nothing")
+    first = page.evaluate("document.body.firstElementChild.id")
+    assert first == "model-warning"
+    box = banner.bounding_box()
+    assert box is not None and box["y"] < 40
+    page.screenshot(path=str(artifacts / "untrained.png"))
+    trained, _ = open_page(context, scenario.base_url)
+    expect(trained.locator("#model-warning")).to_be_hidden()
+    assert errors == []
+
+
+def test_charts_stay_readable_and_too_many_buckets_suggests_a_larger_one(
+    context: BrowserContext, scenario: Scenario
+):
+    page, errors = open_page(context, scenario.base_url)
+    enter_key(page, scenario.key)
+    expect(page.locator("#heatmap rect.cell").first).to_be_visible()
+    series = page.eval_on_selector_all(
+        "#lines polyline.series",
+        "els => els.map(e => [e.getAttribute('stroke-width'), e.getAttribute('stroke-dasharray')])",
+    )
+    assert len(series) == 3 and len(set(map(tuple, series))) == 3
+
+    page.fill("#from", "2026-11-23")
+    page.fill("#to", "2026-11-25")
+    page.select_option("#bucket", "PT15M")
+    page.click("#density-form button")
+    expect(page.locator("#heatmap rect.cell")).to_have_count(3 * 3 * 96)
+    widths = page.eval_on_selector_all(
+        "#heatmap rect.cell", "els => els.map(e => Number(e.getAttribute('width')))"
+    )
+    assert min(widths) >= 7
+
+    page.fill("#from", "2026-11-14")
+    page.fill("#to", "2026-11-24")
+    page.click("#density-form button")
+    error = page.locator("#density-error")
+    expect(error).to_contain_text("Too many time buckets for 11 days")
+    expect(error).to_contain_text("choose a larger bucket, e.g. 30 minutes")
+    assert errors == []

@@ -1,5 +1,6 @@
 """docker-compose.yml validates, and everything it names exists in the repository and the settings."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -128,3 +129,60 @@ def test_named_volumes_are_declared(resolved):
             kind = volume.get("type") if isinstance(volume, dict) else None
             if kind == "volume" or not str(source).startswith(("/", ".")):
                 assert source in declared
+
+
+def readme_deployment_steps() -> list[str]:
+    """The lines of the README's first Deployment code block, as a person would copy them."""
+    section = (ROOT / "README.md").read_text().split("\n## Deployment\n", 1)[1]
+    return section.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+
+
+def test_the_readme_compose_steps_work_as_written(tmp_path):
+    """cp .env.example .env, set the two variables the README names, mkdir, then compose reads the file:
+    with MINIO_ROOT_PASSWORD unset, since the Milvus profile is off by default."""
+    steps = readme_deployment_steps()
+    copy = next(line for line in steps if line.startswith("cp .env.example .env"))
+    command, _, comment = copy.partition("#")
+    told = set(re.findall(r"\b[A-Z][A-Z0-9_]+\b", comment)) & set(env_example())
+    assert told == {"POSTGRES_PASSWORD", "REID_ADMIN_KEY"}, comment
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env.example")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "REID_", "MINIO_"))}
+    subprocess.run(command.strip(), shell=True, cwd=tmp_path, check=True, env=env)
+    dotenv = (tmp_path / ".env").read_text()
+    for name in told:
+        dotenv = re.sub(rf"^{name}=$", f"{name}=chosen-{name.lower()}", dotenv, flags=re.MULTILINE)
+    (tmp_path / ".env").write_text(dotenv)
+    mkdir = next(line for line in steps if line.startswith("mkdir"))
+    subprocess.run(mkdir.split("#")[0].strip(), shell=True, cwd=tmp_path, check=True, env=env)
+    assert any(line.startswith("docker-compose up -d") for line in steps)
+    assert re.search(r"^MINIO_ROOT_PASSWORD=$", dotenv, re.MULTILINE)
+
+    result = subprocess.run(
+        ["docker-compose", "config"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert {"postgres", "migrate", "api"} <= set(services)  # (docker-compose 1.x lists profiled ones too)
+    assert services["api"]["environment"]["REID_ADMIN_KEY"] == "chosen-reid_admin_key"
+    assert services["api"]["environment"]["REID_MILVUS_URI"] == "http://milvus:19530"
+
+    milvus = subprocess.run(
+        ["docker-compose", "--profile", "milvus", "config"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert milvus.returncode == 0, milvus.stderr
+    minio = yaml.safe_load(milvus.stdout)["services"]["minio"]
+    assert "MINIO_ROOT_PASSWORD" in " ".join(minio["command"]), (
+        "MinIO must refuse to start without a password"
+    )
+
+
+def test_the_images_install_the_milvus_client_but_never_milvus_lite():
+    for dockerfile in (ROOT / "docker").glob("Dockerfile*"):
+        installs = [line for line in dockerfile.read_text().splitlines() if "pip install" in line]
+        assert any("'.[milvus]'" in line for line in installs), dockerfile.name
+        assert not any("milvus-lite" in line or "milvus_lite" in line for line in installs), dockerfile.name

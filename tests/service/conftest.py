@@ -208,6 +208,7 @@ def settings_for(cast: Cast, tmp_path: Path) -> Callable[..., Settings]:
             "match_threshold": cast.threshold,
             "embed_max_wait_ms": 2.0,
             "retention_days": LONG_RETENTION_DAYS,
+            "relink_interval_s": 0,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)

@@ -261,9 +261,9 @@ def test_erasure_leaves_nothing_in_sql_or_in_any_replica_index(
     store = helpers.make_store(first, ["entrance", "toys"])
     person, bystander = cast.people[:2]
     ids = []
-    for zone, view in (("entrance", 0), ("toys", 1)):
+    for zone, view, clock in (("entrance", 0, "10:00"), ("toys", 1, "10:02")):
         body = helpers.post_sighting(
-            first, store, zone, helpers.story_image(person, view), "2026-11-25T10:00:00Z"
+            first, store, zone, helpers.story_image(person, view), f"2026-11-25T{clock}:00Z"
         ).json()
         ids.append(body["sightings"][0]["sighting_id"])
         visitor = body["sightings"][0]["visitor_id"]

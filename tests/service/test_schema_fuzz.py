@@ -42,7 +42,10 @@ def live_app(tmp_path, settings_for, loaded_model) -> Iterator[tuple[str, object
     """The app served by uvicorn in a thread on a free local port; yields its base URL and the app."""
     url = f"sqlite:///{tmp_path / 'fuzz.db'}"
     migrate(url)
-    app = create_app(settings_for(url, rate_limit_per_minute=0, max_images_per_request=3), loaded_model)
+    # live streams (/occupancy/live) end after a moment, so every fuzzed request gets a whole answer
+    limits = {"rate_limit_per_minute": 0, "max_images_per_request": 3, "occupancy_stream_max_s": 0.2}
+    settings = settings_for(url, **limits)
+    app = create_app(settings, loaded_model)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -33,14 +33,14 @@ def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("train", "evaluate", "export", "make-synthetic"):
+    for command in ("train", "evaluate", "export", "adapt", "make-synthetic"):
         assert command in out
 
 
 def test_every_option_is_explained() -> None:
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(subparsers.choices) == {"train", "evaluate", "export", "make-synthetic"}
+    assert set(subparsers.choices) == {"train", "evaluate", "export", "adapt", "make-synthetic"}
     for name, sub in subparsers.choices.items():
         assert sub.description, name
         for action in sub._actions:

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pymilvus import MilvusClient
-from sqlalchemy import select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.storage.db import make_engine, make_session_factory
 from service.storage.models import Base, Camera, Sighting, Store, Visitor, Zone
-from service.vectors.base import VectorFilter, VectorStore
+from service.vectors.base import SavedStateError, VectorFilter, VectorStore
 from service.vectors.faiss_store import FaissVectorStore
 from service.vectors.milvus_store import MilvusVectorStore, collection_name, filter_expr
 from service.vectors.sync import IndexSync
@@ -401,4 +401,102 @@ def test_index_sync_rebuilds_when_another_backend_saved_last(
     after_faiss = milvus_sync()
     assert after_faiss.start() == {"loaded": 0, "rebuilt": 1}
     assert after_faiss.indexed_ids(store_id).tolist() == list(range(1, 13))
+    engine.dispose()
+
+
+def add_sql(sessions: sessionmaker[Session], batch: Batch, store_id: int, version: str) -> None:
+    """More sightings of an existing store (its first zone, camera and visitor), with the batch's ids."""
+    now = datetime.now(UTC)
+    with sessions.begin() as session:
+        camera = session.scalar(select(Camera).where(Camera.store_id == store_id))
+        visitor = session.scalar(select(Visitor.id).where(Visitor.store_id == store_id))
+        for row in range(len(batch.ids)):
+            session.add(
+                Sighting(
+                    id=int(batch.ids[row]),
+                    store_id=store_id,
+                    zone_id=camera.zone_id,
+                    camera_id=camera.id,
+                    visitor_id=visitor,
+                    captured_at=now,
+                    captured_ms=int(batch.ms[row]),
+                    received_at=now,
+                    model_version=version,
+                    embedding=batch.vectors[row].tobytes(),
+                )
+            )
+
+
+def test_index_sync_notices_a_database_that_went_back(
+    backend: str, milvus_uri: str, collection: str, tmp_path: Path
+):
+    """A restore sends ids back: vectors saved or held under them must not answer for the new rows."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'reid.db'}")
+    Base.metadata.create_all(engine)
+    sessions = make_session_factory(engine)
+    store_id = seed_sql(sessions, Batch(1, 30, seed=22), "v1")
+    running = IndexSync(open_store(backend, milvus_uri, collection), sessions, "v1", tmp_path / "indexes")
+    running.start()
+    running.save()
+    with sessions.begin() as session:  # what restoring a backup taken at sighting 20 does
+        session.execute(delete(Sighting).where(Sighting.id > 20))
+        session.execute(text("UPDATE sqlite_sequence SET seq = 20 WHERE name = 'sightings'"))
+    fresh = Batch(21, 5, seed=23)
+    add_sql(sessions, fresh, store_id, "v1")
+
+    with sessions() as session:
+        running.catch_up(session, store_id)
+    assert running.rebuilt_while_running == 1
+    assert sorted(running.indexed_ids(store_id).tolist()) == list(range(1, 26))
+    hit = running.search(store_id, fresh.vectors[2:3], 1, VectorFilter(store_id))[0][0]
+    assert (hit.sighting_id, round(hit.similarity, 4)) == (23, 1.0)
+
+    restarted = IndexSync(open_store(backend, milvus_uri, collection), sessions, "v1", tmp_path / "indexes")
+    assert restarted.start() == {"loaded": 0, "rebuilt": 1}  # saved before the restore: not trusted
+    assert sorted(restarted.indexed_ids(store_id).tolist()) == list(range(1, 26))
+    engine.dispose()
+
+
+def test_index_sync_counts_what_the_current_model_cannot_search(tmp_path: Path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'reid.db'}")
+    Base.metadata.create_all(engine)
+    sessions = make_session_factory(engine)
+    old = Batch(1, 12, seed=24, days=3)
+    store_id = seed_sql(sessions, old, "v1")
+    sync = IndexSync(FaissVectorStore(DIM, use_gpu=False), sessions, "v2", tmp_path / "indexes")
+    sync.start()
+    add_sql(sessions, Batch(13, 4, seed=25), store_id, "v2")
+    with sessions() as session:
+        sync.catch_up(session, store_id)
+        coverage = sync.coverage()
+        assert (coverage.by_model, coverage.searchable, coverage.unsearchable) == ({"v2": 4, "v1": 12}, 4, 12)
+        day_two = VectorFilter(store_id, min_ms=T0 + DAY, max_ms=T0 + 2 * DAY)
+        expected = int(((old.ms >= T0 + DAY) & (old.ms < T0 + 2 * DAY)).sum())
+        assert sync.other_model_sightings(session, day_two) == expected
+        assert sync.other_model_sightings(session, VectorFilter(store_id, min_ms=T0 + 5 * DAY)) == 0
+    with sessions.begin() as session:
+        session.execute(delete(Sighting).where(Sighting.id <= 5))
+    sync.rebuild(store_id)
+    assert sync.coverage().by_model == {"v2": 4, "v1": 7}
+    engine.dispose()
+
+
+@pytest.mark.parametrize("damage", ["[]", "null", "{}", '{"format": "1"}', "\x00 not json"])
+def test_a_damaged_manifest_means_a_rebuild(
+    backend: str, milvus_uri: str, collection: str, tmp_path: Path, damage: str
+):
+    engine = make_engine(f"sqlite:///{tmp_path / 'reid.db'}")
+    Base.metadata.create_all(engine)
+    sessions = make_session_factory(engine)
+    store_id = seed_sql(sessions, Batch(1, 12, seed=26), "v1")
+    first = IndexSync(open_store(backend, milvus_uri, collection), sessions, "v1", tmp_path / "indexes")
+    first.start()
+    first.save()
+    manifest = "milvus.json" if backend == "milvus" else "shards.json"
+    (first.store_dir(store_id) / manifest).write_text(damage)
+    with pytest.raises(SavedStateError):
+        open_store(backend, milvus_uri, collection).load(store_id, first.store_dir(store_id))
+    again = IndexSync(open_store(backend, milvus_uri, collection), sessions, "v1", tmp_path / "indexes")
+    assert again.start() == {"loaded": 0, "rebuilt": 1}
+    assert sorted(again.indexed_ids(store_id).tolist()) == list(range(1, 13))
     engine.dispose()

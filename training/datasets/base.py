@@ -14,8 +14,6 @@ from PIL import Image
 
 ImageRecord = tuple[str, int, int]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
-
 
 class DatasetError(ValueError):
     """A dataset's files are missing, unreadable or inconsistent with its protocol."""

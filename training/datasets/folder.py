@@ -22,11 +22,10 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
+from model.layouts import FolderImage, LayoutError, scan_person_folders
 from training.datasets.base import (
-    IMAGE_SUFFIXES,
     DatasetError,
     ImageRecord,
     ReidDataset,
@@ -34,14 +33,6 @@ from training.datasets.base import (
 )
 
 EXPLICIT_SPLITS = ("train", "query", "gallery")
-
-
-@dataclass(frozen=True)
-class _Image:
-    path: Path
-    person: str
-    camera: str
-    index: str
 
 
 def _is_int(token: str) -> bool:
@@ -64,22 +55,16 @@ def _numbering(names: set[str], kind: str, minimum: int, root: Path) -> dict[str
     return {name: number for number, name in enumerate(sorted(names), start=1)}
 
 
-def _scan(folder: Path) -> list[_Image]:
-    images = []
-    for person_dir in sorted(folder.iterdir()):
-        if not person_dir.is_dir() or person_dir.name.startswith("."):
-            continue
-        for path in sorted(person_dir.iterdir()):
-            if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
-                continue
-            camera, sep, index = path.stem.rpartition("_")
-            if not sep or not camera or not index:
-                raise DatasetError(f"{path}: image name must look like <camera>_<n>{path.suffix}")
-            images.append(_Image(path=path, person=person_dir.name, camera=camera, index=index))
-    return images
+def _scan(folder: Path) -> list[FolderImage]:
+    try:
+        return scan_person_folders(folder)
+    except LayoutError as exc:
+        raise DatasetError(str(exc)) from exc
 
 
-def _records(images: list[_Image], persons: dict[str, int], cameras: dict[str, int]) -> list[ImageRecord]:
+def _records(
+    images: list[FolderImage], persons: dict[str, int], cameras: dict[str, int]
+) -> list[ImageRecord]:
     ordered = sorted(images, key=lambda im: (persons[im.person], cameras[im.camera], _natural_key(im.index)))
     return [(str(im.path), persons[im.person], cameras[im.camera]) for im in ordered]
 

@@ -17,11 +17,10 @@ Files without an image suffix (e.g. ``Thumbs.db``) are skipped; an image with an
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
+from model.layouts import is_image, parse_market_name
 from training.datasets.base import (
-    IMAGE_SUFFIXES,
     DatasetError,
     ImageRecord,
     ReidDataset,
@@ -30,7 +29,6 @@ from training.datasets.base import (
 
 RELEASE_FOLDER = "Market-1501-v15.09.15"
 SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
-NAME_PATTERN = re.compile(r"^(-1|\d+)_c(\d+)s\d+_\d+_\d+$")
 JUNK_ID = -1
 DISTRACTOR_ID = 0
 
@@ -50,20 +48,19 @@ def resolve_root(root: str | os.PathLike[str]) -> Path:
 
 def parse_name(path: Path) -> tuple[int, int]:
     """Return ``(person_id, camera_id)`` of a Market-1501 image file name."""
-    match = NAME_PATTERN.match(path.stem)
-    if match is None:
+    name = parse_market_name(path)
+    if name is None:
         raise DatasetError(f"{path}: not a Market-1501 image name like 0002_c1s1_000451_03.jpg")
-    camera = int(match.group(2))
-    if camera < 1:
+    if name.camera < 1:
         raise DatasetError(f"{path}: camera numbers start at c1")
-    return int(match.group(1)), camera
+    return name.person, name.camera
 
 
 def read_folder(folder: Path) -> list[ImageRecord]:
     """All image records of one split folder, in file name order."""
     records = []
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
+        if not is_image(path):
             continue
         pid, camera = parse_name(path)
         records.append((str(path), pid, camera))

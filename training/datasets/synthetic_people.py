@@ -10,7 +10,7 @@ position, walking pose, mirroring, background clutter, sometimes a partial occlu
 from __future__ import annotations
 
 import colorsys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import cv2
@@ -326,22 +326,40 @@ def _photometric(image: np.ndarray, style: CameraStyle, rng: np.random.Generator
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def look_alike(person_id: int, model_id: int, dataset_seed: int = 0) -> Appearance:
+    """``person_id``'s own build, skin, hair and bag in ``model_id``'s clothes (same colours and cut)."""
+    own, clothes = appearance(person_id, dataset_seed), appearance(model_id, dataset_seed)
+    return replace(
+        own,
+        shirt=clothes.shirt,
+        shirt_second=clothes.shirt_second,
+        pattern=clothes.pattern,
+        stripe_period=clothes.stripe_period,
+        long_sleeves=clothes.long_sleeves,
+        lower=clothes.lower,
+        lower_colour=clothes.lower_colour,
+        shoes=clothes.shoes,
+    )
+
+
 def render_person(
     person_id: int,
     camera: int,
     seed: int,
     image_size: tuple[int, int] = SYNTHETIC_IMAGE_SIZE,
     dataset_seed: int = 0,
+    look: Appearance | None = None,
 ) -> np.ndarray:
     """Draw ``person_id`` as seen by ``camera``; an ``(H, W, 3)`` uint8 RGB array, deterministic in its args.
 
-    The person's look depends only on ``person_id`` and ``dataset_seed``; ``camera`` and ``seed`` choose
-    the nuisance (scene, colour cast, pose, occlusion, noise). All ids and seeds must be non-negative.
+    The person's look depends only on ``person_id`` and ``dataset_seed`` unless ``look`` is given (a
+    look-alike); ``camera`` and ``seed`` choose the nuisance (scene, colour cast, pose, occlusion, noise).
+    All ids and seeds must be non-negative.
     """
     if min(person_id, camera, seed, dataset_seed) < 0:
         raise ValueError("person_id, camera, seed and dataset_seed must be non-negative")
     height, width = image_size
-    look = appearance(person_id, dataset_seed)
+    look = look or appearance(person_id, dataset_seed)
     style = camera_style(camera, dataset_seed)
     rng = keyed_rng(dataset_seed, person_id, camera, seed, 3)
     big_h, big_w = height * SUPERSAMPLE, width * SUPERSAMPLE

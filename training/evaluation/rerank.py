@@ -208,3 +208,33 @@ def re_rank(
     jaccard *= np.float32(1.0 - lambda_value)
     jaccard += np.float32(lambda_value) * original
     return jaccard.astype(np.float32, copy=False)
+
+
+def k_reciprocal_jaccard(
+    dist: ArrayLike, k1: int = 20, k2: int = 6, *, block_rows: int = 256, max_pairs: int = 4_000_000
+) -> np.ndarray:
+    """The (N, N) float32 k-reciprocal Jaccard distance of one set of items to itself, in [0, 1].
+
+    The same neighbour sets, weights and query expansion as :func:`re_rank`, over a single symmetric
+    distance matrix (the set is both query and gallery, each item once), with nothing of the original
+    distance mixed in: what clustering-based adaptation clusters on. The result is dense (N x N).
+    """
+    d = _to_numpy(dist)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ValueError(f"expected a square distance matrix, got shape {d.shape}")
+    if k1 < 1 or k2 < 1:
+        raise ValueError(f"k1 and k2 must be at least 1, got k1={k1}, k2={k2}")
+    size = d.shape[0]
+    if size < 2:
+        return np.zeros((size, size), dtype=np.float32)
+    block = _BlockDistance(d, np.zeros((size, 0), dtype=np.float32), np.zeros((0, 0), dtype=np.float32))
+    k1, k2 = min(k1, size - 1), min(k2, size)
+    ranks, row_max = _nearest(block, max(k1 + 1, k2), block_rows)
+    v = _weights(block, row_max, *_expanded_sets(ranks, k1, block_rows))
+    if k2 > 1:
+        v = _query_expansion(v, ranks, k2)
+    overlap = _min_overlap(v, v.tocsc(), max_pairs)
+    jaccard = 1.0 - overlap / (2.0 - overlap)
+    np.clip(jaccard, 0.0, 1.0, out=jaccard)
+    np.fill_diagonal(jaccard, 0.0)
+    return jaccard.astype(np.float32, copy=False)

@@ -1,11 +1,15 @@
 "use strict";
 
 const KEY_STORAGE = "reid-dashboard.store-key";
-const REFRESH_MS = 60_000;
+const LIVE_RETRY_MS = 3000;
+const LIVE_MAX_RETRY_MS = 30_000;
+const REFRESH_AFTER_MS = 1500;
 const DAY_S = 86_400;
 const DAY_MS = DAY_S * 1000;
 const NICE_STEPS_S = [900, 1800, 3600, 7200, 10_800, 21_600, 43_200, DAY_S];
 const LABEL_PX = 46;
+const MIN_CELL_PX = 8;
+const DASHES = ["", "7 4", "2 4", "10 4 2 4"];
 const SVG_NS = "http://www.w3.org/2000/svg";
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
 const COLD = [238, 243, 251];
@@ -22,6 +26,13 @@ const state = {
   refreshes: 0,
   photo: null,
   previewUrl: null,
+  floor: null,
+  includeStaff: false,
+  live: null,
+  liveSeq: null,
+  reconnects: 0,
+  refreshPending: null,
+  flowsRequest: 0,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -218,7 +229,7 @@ function renderHeatmap(report) {
   const headH = 24;
   const cellH = 30;
   const room = Math.max(host.clientWidth, 480) - labelW - totalW;
-  const cellW = Math.max(3, Math.min(60, Math.floor(room / Math.max(buckets.length, 1))));
+  const cellW = Math.max(MIN_CELL_PX, Math.min(60, Math.floor(room / Math.max(buckets.length, 1))));
   const gap = cellW >= 8 ? 1 : 0;
   const gridW = cellW * buckets.length;
   const max = Math.max(1, ...zones.flatMap((z) => z.buckets.map((b) => b.unique_visitors)));
@@ -319,23 +330,30 @@ function renderLines(report) {
   zones.forEach((zone, index) => {
     const color = PALETTE[index % PALETTE.length];
     const values = zone.buckets.map((b) => b.unique_visitors);
+    const width = 2 + 2 * Math.min(3, zones.length - 1 - index);
+    const dashes = DASHES[index % DASHES.length];
     root.append(
       svg("polyline", {
         class: "series",
         points: values.map((v, i) => `${x(i)},${y(v)}`).join(" "),
         stroke: color,
+        "stroke-width": width,
+        "stroke-dasharray": dashes || undefined,
         "data-zone": zone.zone_id,
         "data-values": values.join(","),
       }),
     );
     if (buckets.length <= 200) {
       values.forEach((v, i) => {
-        const dot = svg("circle", { cx: x(i), cy: y(v), r: 3, fill: color, class: "dot" });
+        const dot = svg("circle", { cx: x(i), cy: y(v), r: 1 + width / 2, fill: color, class: "dot" });
         dot.append(svg("title", {}, bucketTitle(zone, zone.buckets[i], report)));
         root.append(dot);
       });
     }
-    legend.append(html("li", {}, html("span", { class: "swatch", style: `background:${color}` }), zone.name));
+    const sample = svg("svg", { class: "swatch", width: 28, height: 12, "aria-hidden": "true" });
+    const stroke = { stroke: color, "stroke-width": Math.min(width, 6), "stroke-dasharray": dashes || undefined };
+    sample.append(svg("line", { x1: 0, x2: 28, y1: 6, y2: 6, ...stroke }));
+    legend.append(html("li", {}, sample, zone.name));
   });
   host.append(root);
 }
@@ -401,10 +419,10 @@ async function loadDensity() {
     if (!state.timezone) await probe();
     if (!$("from").value) $("from").value = todayIn(state.timezone);
     if (!$("to").value) $("to").value = $("from").value;
-    report = await api(`density?${densityQuery()}`);
+    report = await api(`density?${densityQuery()}${staffParam()}`);
   } catch (error) {
     if (request === state.request) {
-      showError("density-error", error.message);
+      showError("density-error", tooManyBuckets(error) || error.message);
       section.classList.add("stale");
     }
     return;
@@ -420,9 +438,347 @@ async function loadDensity() {
   $("density-updated").textContent = `Updated ${fmtSeconds(new Date().toISOString())}`;
 }
 
-function startRefreshing() {
-  clearInterval(state.timer);
-  state.timer = setInterval(loadDensity, REFRESH_MS);
+function bucketSeconds(value) {
+  const match = /^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?$/.exec(value);
+  if (!match) return Number(value);
+  const [days, hours, minutes] = match.slice(1).map((part) => Number(part || 0));
+  return ((days * 24 + hours) * 60 + minutes) * 60;
+}
+
+function tooManyBuckets(error) {
+  const limit = /the limit is (\d+)/.exec(error.detail || "");
+  if (!limit || !$("from").value || !$("to").value) return null;
+  const days = (Date.parse($("to").value) - Date.parse($("from").value)) / DAY_MS + 1;
+  const fits = [...$("bucket").options].find((o) => Math.ceil((days * DAY_S) / bucketSeconds(o.value)) <= limit[1]);
+  const advice = fits ? `choose a larger bucket, e.g. ${fits.textContent}` : "choose fewer days";
+  return `Too many time buckets for ${days} days at this bucket size (at most ${limit[1]}): ${advice}.`;
+}
+
+function staffParam() {
+  return state.includeStaff ? "&include_staff=true" : "";
+}
+
+function refreshFigures() {
+  return loadDensity().then(loadFlows);
+}
+
+/* ---------- live occupancy: a server-sent event stream read with fetch (it carries the key header) ---------- */
+
+function setLiveStatus(kind, detail) {
+  const texts = {
+    connecting: "Connecting…",
+    live: "Live",
+    reconnecting: "Connection lost, reconnecting…",
+    refused: `The live view was refused: ${detail}`,
+  };
+  $("live").dataset.state = kind;
+  $("live-status").textContent = texts[kind];
+}
+
+function renderLive(snapshot) {
+  const peak = Math.max(1, ...snapshot.zones.map((z) => z.present));
+  const rows = snapshot.zones.map((zone) => {
+    const bar = html("span", { class: "live-bar" });
+    bar.style.width = `${(100 * zone.present) / peak}%`; // CSSOM: the CSP allows no inline style attribute
+    return html(
+      "li",
+      { "data-zone": zone.zone_id, "data-present": zone.present },
+      html("span", { class: "live-name" }, zone.name),
+      html("span", { class: "live-track" }, bar),
+      html("strong", { class: "live-count" }, String(zone.present)),
+    );
+  });
+  $("live-zones").replaceChildren(...rows);
+  const total = $("live-total");
+  total.textContent = String(snapshot.total);
+  total.dataset.total = String(snapshot.total);
+  $("live").dataset.seq = String(snapshot.seq);
+  $("live-updated").textContent = `· as of ${fmtSeconds(snapshot.at)}`;
+}
+
+function scheduleRefresh() {
+  if (state.refreshPending) return;
+  state.refreshPending = setTimeout(() => {
+    state.refreshPending = null;
+    refreshFigures();
+  }, REFRESH_AFTER_MS);
+}
+
+function onOccupancy(snapshot) {
+  renderLive(snapshot);
+  if (state.liveSeq !== null && snapshot.seq !== state.liveSeq) scheduleRefresh();
+  state.liveSeq = snapshot.seq;
+}
+
+function handleBlock(block, live) {
+  let event = "message";
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (line.startsWith(":")) continue; // a heartbeat
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "retry") live.retryMs = Number(value) || LIVE_RETRY_MS;
+    else if (field === "event") event = value;
+    else if (field === "data") data.push(value);
+  }
+  if (event === "occupancy" && data.length && state.live === live) onOccupancy(JSON.parse(data.join("\n")));
+}
+
+async function readEvents(body, live) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value.replaceAll("\r\n", "\n");
+    let cut = buffer.indexOf("\n\n");
+    while (cut >= 0) {
+      handleBlock(buffer.slice(0, cut), live);
+      buffer = buffer.slice(cut + 2);
+      cut = buffer.indexOf("\n\n");
+    }
+  }
+}
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function followLive() {
+  stopLive();
+  const live = { controller: new AbortController(), retryMs: LIVE_RETRY_MS, failures: 0 };
+  state.live = live;
+  const params = new URLSearchParams(state.includeStaff ? { include_staff: "true" } : {});
+  while (state.live === live) {
+    setLiveStatus(state.reconnects ? "reconnecting" : "connecting");
+    try {
+      const headers = { "X-API-Key": state.key || "", Accept: "text/event-stream" };
+      const url = new URL(`occupancy/live?${params}`, document.baseURI);
+      const response = await fetch(url, { headers, signal: live.controller.signal, cache: "no-store" });
+      if (response.status === 401 || response.status === 403) {
+        const body = await response.json().catch(() => null);
+        setLiveStatus("refused", detailText(body));
+        return;
+      }
+      if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+      setLiveStatus("live");
+      live.failures = 0;
+      await readEvents(response.body, live);
+    } catch {
+      if (live.controller.signal.aborted) return;
+      live.failures += 1;
+    }
+    if (state.live !== live) return;
+    state.reconnects += 1;
+    $("live").dataset.reconnects = String(state.reconnects);
+    setLiveStatus("reconnecting");
+    await pause(Math.min(LIVE_MAX_RETRY_MS, live.retryMs * 2 ** Math.min(live.failures, 4)));
+  }
+}
+
+function stopLive() {
+  if (state.live) state.live.controller.abort();
+  state.live = null;
+}
+
+/* ---------- paths between zones ---------- */
+
+function flowCell(count, max, attrs, title) {
+  const cell = html("td", { class: "num flow", ...attrs }, count ? String(count) : "");
+  if (count) cell.style.backgroundColor = heatColor(count, max); // through the CSSOM, as the CSP requires
+  if (count / max > 0.45) cell.classList.add("dark");
+  cell.title = title;
+  return cell;
+}
+
+function renderFlows(report) {
+  const zones = report.zones;
+  const names = new Map(zones.map((z) => [z.zone_id, z.name]));
+  const moves = new Map(report.transitions.map((t) => [`${t.from_zone_id}>${t.to_zone_id}`, t]));
+  const max = Math.max(1, ...report.transitions.map((t) => t.count), ...zones.flatMap((z) => [z.first, z.last]));
+  $("flows-summary").textContent = `${report.visits} visits by ${report.visitors} visitors`;
+  const select = $("funnel-zone");
+  const chosen = select.value;
+  select.replaceChildren(
+    html("option", { value: "" }, "choose a zone"),
+    ...zones.map((z) => html("option", { value: z.zone_id }, z.name)),
+  );
+  select.value = chosen;
+  const head = html(
+    "tr",
+    {},
+    html("th", { class: "corner" }, "From ↓ / to →"),
+    ...zones.map((z) => html("th", { scope: "col", "data-zone": z.zone_id }, z.name)),
+    html("th", { scope: "col", class: "exit" }, "Left the store"),
+  );
+  const entry = html(
+    "tr",
+    { class: "entry" },
+    html("th", { scope: "row" }, "Came in"),
+    ...zones.map((z) =>
+      flowCell(z.first, max, { "data-first": z.zone_id, "data-count": z.first }, `${z.first} visits began in ${z.name}`),
+    ),
+    html("td", { class: "void" }),
+  );
+  const rows = zones.map((from) =>
+    html(
+      "tr",
+      { "data-from": from.zone_id },
+      html("th", { scope: "row" }, from.name),
+      ...zones.map((to) => {
+        const move = moves.get(`${from.zone_id}>${to.zone_id}`);
+        const count = move ? move.count : 0;
+        const attrs = { "data-from": from.zone_id, "data-to": to.zone_id, "data-count": count };
+        if (move) attrs["data-median"] = move.median_transit_s;
+        const title = move
+          ? `${from.name} → ${to.name}: ${count} ${count === 1 ? "move" : "moves"}, median ${fmtDuration(move.median_transit_s)}`
+          : `${from.name} → ${to.name}: none`;
+        return flowCell(count, max, attrs, title);
+      }),
+      flowCell(from.last, max, { "data-last": from.zone_id, "data-count": from.last }, `${from.last} visits ended in ${from.name}`),
+    ),
+  );
+  const table = html("table", { class: "flow-matrix" }, html("thead", {}, head), html("tbody", {}, entry, ...rows));
+  $("flows-matrix").replaceChildren(zones.length ? table : html("p", { class: "muted" }, "This store has no zones yet."));
+  const funnel = $("funnel");
+  if (report.funnel) {
+    const f = report.funnel;
+    const bar = html("span");
+    bar.style.width = `${Math.round(f.share * 100)}%`;
+    funnel.replaceChildren(
+      html("span", { class: "bar" }, bar),
+      `${f.reached} of ${f.visits} visits (${Math.round(f.share * 100)} %) reached ${names.get(f.zone_id) || f.name}`,
+    );
+    funnel.dataset.share = String(f.share);
+    funnel.hidden = false;
+  } else {
+    funnel.hidden = true;
+  }
+}
+
+async function loadFlows() {
+  const request = ++state.flowsRequest;
+  let report;
+  try {
+    const range = densityQuery();
+    const params = new URLSearchParams({ start: range.get("start"), end: range.get("end") });
+    if (state.includeStaff) params.set("include_staff", "true");
+    if ($("funnel-zone").value) params.set("zone_id", $("funnel-zone").value);
+    report = await api(`flows?${params}`);
+  } catch (error) {
+    if (request === state.flowsRequest) showError("flows-error", error.message);
+    return;
+  }
+  if (request !== state.flowsRequest) return;
+  hideError("flows-error");
+  renderFlows(report);
+}
+
+/* ---------- staff ---------- */
+
+const SOURCES = { photos: "photos", visitor: "a marked visitor" };
+
+function staffRow(member) {
+  const remove = html("button", { type: "button", class: "secondary", "data-staff": member.id }, "Remove");
+  remove.addEventListener("click", () => removeStaff(member.id));
+  return html(
+    "tr",
+    { "data-staff": member.id, "data-visitors": member.visitor_ids.length },
+    html("td", {}, member.name),
+    html("td", {}, `${SOURCES[member.source] || member.source} (${member.enrolled})`),
+    html("td", { class: "num" }, String(member.visitor_ids.length)),
+    html("td", {}, remove),
+  );
+}
+
+async function loadStaff() {
+  try {
+    const members = await api("staff");
+    $("staff-table").tBodies[0].replaceChildren(...members.map(staffRow));
+    hideError("staff-error");
+  } catch (error) {
+    showError("staff-error", error.message);
+  }
+}
+
+async function staffChange(call) {
+  try {
+    await call();
+    hideError("staff-error");
+  } catch (error) {
+    showError("staff-error", error.message);
+    return false;
+  }
+  await loadStaff();
+  refreshFigures();
+  return true;
+}
+
+async function enrolStaff(event) {
+  event.preventDefault();
+  const form = new FormData();
+  form.append("name", $("staff-name").value.trim());
+  for (const file of $("staff-photos").files) form.append("images", file, file.name || "photo");
+  const done = await staffChange(() => api("staff", { method: "POST", body: form }));
+  if (done) event.target.reset();
+}
+
+function removeStaff(id) {
+  return staffChange(() => api(`staff/${id}`, { method: "DELETE" }));
+}
+
+function markStaff(visitorId, name) {
+  const body = JSON.stringify({ name });
+  const headers = { "Content-Type": "application/json" };
+  return staffChange(() => api(`visitors/${visitorId}/staff`, { method: "POST", headers, body }));
+}
+
+function markStaffForm(visitor) {
+  const input = html("input", { type: "text", maxlength: 200, required: "", "aria-label": "Staff member's name" });
+  const form = html(
+    "form",
+    { class: "mark-staff", "data-visitor": visitor.visitor_id },
+    input,
+    html("button", { type: "submit", class: "secondary" }, "Mark as staff"),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    markStaff(visitor.visitor_id, input.value.trim());
+  });
+  return form;
+}
+
+/* ---------- returning shoppers ---------- */
+
+async function loadReturning() {
+  const note = $("returning-note");
+  const table = $("returning-table");
+  let report;
+  try {
+    const range = densityQuery();
+    report = await api(`returning?${new URLSearchParams({ start: range.get("start"), end: range.get("end") })}`);
+  } catch (error) {
+    table.hidden = true;
+    note.textContent =
+      error.status === 403
+        ? "Returning shoppers are off for this store. The store's administrator can turn them on: it links people across days by their appearance."
+        : error.message;
+    note.hidden = false;
+    return;
+  }
+  note.hidden = true;
+  const rows = report.days.map((d) =>
+    html(
+      "tr",
+      { "data-day": d.day, "data-visitors": d.visitors, "data-returning": d.returning },
+      html("td", {}, fmtDay(d.start)),
+      html("td", { class: "num" }, String(d.visitors)),
+      html("td", { class: "num" }, String(d.returning)),
+      html("td", { class: "num" }, d.visitors ? `${Math.round(d.share * 100)} %` : "–"),
+    ),
+  );
+  table.tBodies[0].replaceChildren(...rows);
+  table.hidden = false;
 }
 
 /* ---------- finding a person ---------- */
@@ -445,6 +801,7 @@ function matchForm() {
   form.append("case_id", $("case-id").value.trim());
   form.append("top_k", $("top-k").value || "10");
   const minimum = $("min-similarity").value;
+  state.floor = minimum === "" ? null : Number(minimum);
   if (minimum !== "") form.append("min_similarity", minimum);
   if ($("match-in-range").checked) {
     const range = densityQuery();
@@ -474,6 +831,7 @@ async function search() {
   }
   const ticket = ++state.searches;
   hideError("match-error");
+  $("search-button").textContent = "Search again";
   results.replaceChildren(html("p", { class: "muted" }, "Searching…"));
   results.setAttribute("aria-busy", "true");
   let body;
@@ -493,7 +851,9 @@ async function search() {
 
 function similarityCell(value) {
   const filled = Math.max(0, Math.min(1, value)) * 100;
-  const bar = html("span", { class: "bar" }, html("span", { style: `width:${filled}%` }));
+  const fill = html("span");
+  fill.style.width = `${filled}%`; // set through the CSSOM: the CSP allows no inline style attribute
+  const bar = html("span", { class: "bar" }, fill);
   return html("td", { class: "num" }, bar, value.toFixed(3));
 }
 
@@ -508,10 +868,15 @@ function sightingRow(match) {
       "data-camera": match.camera_id,
       "data-captured-at": match.captured_at,
       "data-similarity": match.similarity,
+      "data-track": match.track_id || "",
     },
     html("td", {}, fmtDateTime(match.captured_at)),
     html("td", {}, zoneName(match.zone_id)),
-    html("td", {}, `camera #${match.camera_id}`),
+    html(
+      "td",
+      { class: "camera" },
+      (match.camera_name || `camera #${match.camera_id}`) + (match.track_id ? ` · track ${match.track_id}` : ""),
+    ),
     similarityCell(match.similarity),
   );
 }
@@ -528,7 +893,7 @@ function lastSeenLine(visitor) {
     },
     "Last seen in ",
     html("strong", {}, visitor.zone_name),
-    ` (camera #${visitor.camera_id}) on ${fmtDateTime(visitor.captured_at)}`,
+    ` by camera ${visitor.camera_name || `#${visitor.camera_id}`} on ${fmtDateTime(visitor.captured_at)}`,
   );
 }
 
@@ -549,7 +914,7 @@ function visitorCard(visitor, matches, rank) {
     html("tbody", {}, ...newestFirst.map(sightingRow)),
   );
   const attrs = { class: rank === 0 ? "visitor best" : "visitor", "data-visitor": visitor.visitor_id };
-  return html("section", attrs, head, lastSeenLine(visitor), table);
+  return html("section", attrs, head, lastSeenLine(visitor), table, markStaffForm(visitor));
 }
 
 function renderMatches(body) {
@@ -558,7 +923,12 @@ function renderMatches(body) {
     if (!state.zoneNames.has(visitor.zone_id)) state.zoneNames.set(visitor.zone_id, visitor.zone_name);
   }
   if (!body.matches.length) {
-    results.replaceChildren(html("p", { class: "empty" }, "No sightings match this photo."));
+    const floor = state.floor;
+    const text =
+      floor === null || floor <= -1
+        ? "No sightings match this photo."
+        : `Nobody above similarity ${floor.toFixed(2)} matches this photo. Lower "Min similarity" to see weaker matches.`;
+    results.replaceChildren(html("p", { class: "empty" }, text), ...otherModelNotice(body));
     return;
   }
   const cards = body.visitors.map((visitor, rank) =>
@@ -567,7 +937,17 @@ function renderMatches(body) {
   const count = `${body.matches.length} most similar sightings`;
   const order = "grouped by visitor (most similar first), newest first";
   const note = html("p", { class: "muted" }, `${count}, ${order}.`);
-  results.replaceChildren(note, ...cards);
+  results.replaceChildren(note, ...otherModelNotice(body), ...cards);
+}
+
+function otherModelNotice(body) {
+  const count = body.other_model_sightings || 0;
+  if (!count) return [];
+  const what = count === 1 ? "1 sighting" : `${count} sightings`;
+  const text =
+    `${what} in this range came from an earlier model and cannot be searched with the current one ` +
+    "(until they are re-embedded or age out).";
+  return [html("p", { class: "notice", id: "other-model-note", role: "note" }, text)];
 }
 
 /* ---------- key handling and start-up ---------- */
@@ -593,24 +973,30 @@ function openDashboard() {
   $("key-panel").hidden = true;
   $("dashboard").hidden = false;
   $("change-key").hidden = false;
-  loadDensity();
-  startRefreshing();
+  refreshFigures();
+  loadStaff();
+  followLive();
 }
 
 function forgetKey() {
-  localStorage.removeItem(KEY_STORAGE);
-  clearInterval(state.timer);
-  Object.assign(state, { key: null, timezone: null, report: null, photo: null });
+  sessionStorage.removeItem(KEY_STORAGE);
+  stopLive();
+  clearTimeout(state.refreshPending);
+  Object.assign(state, { key: null, timezone: null, report: null, photo: null, liveSeq: null, refreshPending: null });
   state.request += 1;
+  state.flowsRequest += 1;
   state.searches += 1;
   state.zoneNames.clear();
   $("store-info").textContent = "";
-  for (const id of ["heatmap", "heatmap-note", "lines", "legend", "match-results"]) $(id).replaceChildren();
-  $("totals").tBodies[0].replaceChildren();
+  const panels = ["heatmap", "heatmap-note", "lines", "legend", "match-results", "live-zones", "flows-matrix"];
+  for (const id of panels) $(id).replaceChildren();
+  for (const id of ["totals", "staff-table", "returning-table"]) $(id).tBodies[0].replaceChildren();
+  $("returning-table").hidden = true;
+  $("returning-note").hidden = true;
   $("preview").hidden = true;
   $("drop-text").textContent = "Drop a photo here, or click to choose one";
-  hideError("density-error");
-  hideError("match-error");
+  $("search-button").textContent = "Search";
+  for (const id of ["density-error", "match-error", "flows-error", "staff-error"]) hideError(id);
 }
 
 async function submitKey(event) {
@@ -622,7 +1008,7 @@ async function submitKey(event) {
   state.key = input.value.trim();
   try {
     await probe();
-    localStorage.setItem(KEY_STORAGE, state.key);
+    sessionStorage.setItem(KEY_STORAGE, state.key);
     input.value = "";
     openDashboard();
   } catch (error) {
@@ -641,9 +1027,17 @@ function bindEvents() {
   });
   $("density-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    loadDensity();
-    startRefreshing();
+    refreshFigures();
   });
+  $("include-staff").addEventListener("change", (event) => {
+    state.includeStaff = event.target.checked;
+    refreshFigures();
+    followLive();
+  });
+  $("funnel-zone").addEventListener("change", loadFlows);
+  $("funnel-form").addEventListener("submit", (event) => event.preventDefault());
+  $("staff-form").addEventListener("submit", enrolStaff);
+  $("returning-button").addEventListener("click", loadReturning);
   $("match-form").addEventListener("submit", (event) => {
     event.preventDefault();
     search();
@@ -678,7 +1072,7 @@ function bindEvents() {
 
 async function start() {
   bindEvents();
-  const saved = localStorage.getItem(KEY_STORAGE);
+  const saved = sessionStorage.getItem(KEY_STORAGE);
   if (!saved) {
     showKeyPanel();
     return;

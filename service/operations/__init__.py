@@ -1,0 +1,1 @@
+"""Operations an operator runs: backing up and restoring a SQLite database, re-embedding with a new model."""
