@@ -112,9 +112,10 @@ def scenario(live_url: str, api_client: httpx.Client, cast) -> Scenario:
     return replay_day(live_url, api_client, cast.people)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium driven by Playwright (no downloaded browser)."""
+    """Headless Debian Chromium driven by Playwright (no downloaded browser), one per test module: Playwright's
+    sync API keeps an event loop running in the main thread while it is open, which asyncio.run refuses."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install the Debian 'chromium' package")
     with sync_playwright() as playwright:

@@ -44,7 +44,7 @@ def test_a_track_links_as_one_person_and_its_later_crops_join_it(client, helpers
     visitor = track[0]["visitor_id"]
 
     (continued,) = post(
-        client, store, "entrance", [helpers.story_image(second, 1)], at("10:00:05"), "7", helpers
+        client, store, "entrance", [helpers.story_image(first, 3)], at("10:00:05"), "7", helpers
     )
     assert continued["visitor_id"] == visitor and continued["link_rule"] == "track"
 
