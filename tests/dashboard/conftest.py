@@ -114,8 +114,10 @@ def scenario(live_url: str, api_client: httpx.Client, cast) -> Scenario:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium driven by Playwright (no downloaded browser), one per test module: Playwright's
-    sync API keeps an event loop running in the main thread while it is open, which asyncio.run refuses."""
+    """Headless Debian Chromium driven by Playwright (no downloaded browser), one per test module.
+
+    Playwright's sync API keeps an event loop running in the main thread while it is open, and later
+    tests that call asyncio.run would fail."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install the Debian 'chromium' package")
     with sync_playwright() as playwright:
