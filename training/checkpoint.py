@@ -69,6 +69,22 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(cuda_states)
 
 
+def restore_optimisation(
+    state: dict[str, Any], net: nn.Module, optimizer: Any, scaler: Any, schedule: Any, mismatch: str
+) -> None:
+    """Load a training checkpoint's weights, optimiser, scaler and schedule; ``mismatch`` names what the
+    checkpoint must match when its weights or optimiser do not fit."""
+    try:
+        net.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint does not match {mismatch}: {exc}") from exc
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    if state.get("scheduler"):
+        schedule.load_state_dict(state["scheduler"])
+
+
 def build_training_checkpoint(net: nn.Module, **extra: Any) -> dict[str, Any]:
     """The lead's model payload merged with training state; ``extra`` keys must not clash with it."""
     payload = model.checkpoint_payload(net)

@@ -23,11 +23,11 @@ from training.assembly import assemble, wrap_distributed
 from training.checkpoint import (
     CHECKPOINT_FILE,
     FINAL_CHECKPOINT,
-    CheckpointError,
     build_training_checkpoint,
     load_training_checkpoint,
     plain_data,
     prune_checkpoints,
+    restore_optimisation,
     restore_rng_state,
     save_checkpoint,
 )
@@ -85,15 +85,9 @@ class Trainer:
         self.model = wrap_distributed(self.net, self.env)
 
     def _restore(self, state: dict[str, Any]) -> None:
-        try:
-            self.net.load_state_dict(state["state_dict"])
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"checkpoint does not match this configuration and dataset: {exc}") from exc
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        if state.get("scheduler"):
-            self.schedule.load_state_dict(state["scheduler"])
+        restore_optimisation(
+            state, self.net, self.optimizer, self.scaler, self.schedule, "this configuration and dataset"
+        )
         self.loader.sampler.load_state_dict(state["sampler"])
         self.start_epoch = int(state["epoch"])
         restore_rng_state(state["rng"])

@@ -48,6 +48,7 @@ from training.checkpoint import (
     plain_data,
     prune_checkpoints,
     read_checkpoint_metadata,
+    restore_optimisation,
     restore_rng_state,
     save_checkpoint,
 )
@@ -220,15 +221,9 @@ class Adapter:
             raise CheckpointError(
                 f"{self.source_checkpoint} is not the source checkpoint this run started from"
             )
-        try:
-            self.net.load_state_dict(state["state_dict"])
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"checkpoint does not match this source network: {exc}") from exc
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        if state.get("scheduler"):
-            self.schedule.load_state_dict(state["scheduler"])
+        restore_optimisation(
+            state, self.net, self.optimizer, self.scaler, self.schedule, "this source network"
+        )
         self.start_epoch = int(state["epoch"])
         self.history = [AdaptEpoch(**entry) for entry in state["adaptation"].get("history", [])]
         restore_rng_state(state["rng"])
