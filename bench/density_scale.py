@@ -31,8 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,12 +39,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, event, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch_database import scratch_postgres  # noqa: E402
 from service.common.timeparse import to_ms  # noqa: E402
 from service.density.service import density_zones  # noqa: E402
 from service.flows.compute import compute_flows  # noqa: E402
@@ -355,25 +354,14 @@ def bench_database(url: str, args: argparse.Namespace, first_day: datetime) -> d
     return {"database": engine.dialect.name, "load": loaded, "rows": rows}
 
 
-def fresh_database(kind: str, args: argparse.Namespace, folder: Path) -> tuple[str, Callable[[], None]]:
-    """A new empty database of ``kind`` and how to remove it."""
+@contextmanager
+def fresh_database(kind: str, args: argparse.Namespace, folder: Path) -> Iterator[str]:
+    """A new empty database of ``kind``, removed afterwards unless ``--keep``."""
     if kind == "sqlite":
-        path = folder / "density_scale.db"
-        return f"sqlite:///{path}", lambda: None
-    admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-    name = f"reid_scale_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        if args.keep:
-            print(f"kept database {name}")
-            return
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return make_url(args.pg_url).set(database=name).render_as_string(hide_password=False), drop
+        yield f"sqlite:///{folder / 'density_scale.db'}"
+        return
+    with scratch_postgres(args.pg_url, "reid_scale", keep=args.keep) as url:
+        yield url
 
 
 def table(results: list[dict]) -> str:
@@ -416,11 +404,8 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for kind in args.databases.split(","):
-            url, drop = fresh_database(kind, args, Path(folder))
-            try:
+            with fresh_database(kind, args, Path(folder)) as url:
                 results.append(bench_database(url, args, first_day))
-            finally:
-                drop()
     print()
     print(table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)

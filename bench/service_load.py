@@ -41,7 +41,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -50,10 +49,11 @@ from pathlib import Path
 import httpx
 import torch
 from PIL import Image
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from model import build_model, export_model, load_embedder
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.scratch_database import scratch_postgres  # noqa: E402
+from model import build_model, export_model, load_embedder  # noqa: E402
 from service.storage.db import migrate
 from training.datasets.synthetic import render_person
 
@@ -607,16 +607,8 @@ def database(kind: str, postgres: str | None) -> Iterator[str | None]:
         yield None
         return
     assert postgres is not None
-    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
-    name = f"reid_bench_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres(postgres, "reid_bench") as url:
+        yield url
 
 
 def mixed_arm(

@@ -46,6 +46,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch_database import scratch_postgres  # noqa: E402
 from model.layouts import parse_market_name, scan_person_folders  # noqa: E402
 from service.ingest.calibration import pairwise_scores  # noqa: E402
 from service.storage.db import migrate  # noqa: E402
@@ -475,19 +476,8 @@ def database(postgres: str | None, workdir: Path) -> Iterator[str]:
     if postgres is None:
         yield f"sqlite:///{workdir / 'store_day.db'}"
         return
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"store_day_{os.getpid()}_{int(time.time() * 1000)}"
-    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres(postgres, "store_day") as url:
+        yield url
 
 
 def run_mode(mode: Mode, replay: Replay, model_dir: Path, args: argparse.Namespace) -> dict:
