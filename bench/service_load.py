@@ -17,10 +17,12 @@ every second. Reports count, requests/s, errors and p50/p95/p99 latency per kind
 stored per second, and whether RSS levels off (growth in the second half of the run, net of the vectors
 added, against the first half). ``--compare`` runs it twice in one go, with the behaviour before search
 went ahead of ingest (``REID_EMBED_PRIORITY=false``, ``REID_LINK_OPTIMISTIC_ATTEMPTS=0``: linking under
-the row lock) and with the defaults, on SQLite and (``--postgres URL``, a server where the bench may
-create databases) on PostgreSQL, and prints /match p99 under load against the idle p50 of the same
-server, and ingest throughput against the "before" run's. Exits 1 on any error and 2 when memory keeps
-growing. Writes ``bench/results/service_load_mixed.json`` and a PNG of RSS and latencies over time
+the row lock, ``REID_BULK_NICE=0``) and with the defaults, on SQLite and (``--postgres URL``, a server
+where the bench may create databases) on PostgreSQL, and prints /match p99 under load against the idle
+p50 of the same server, and ingest throughput against the "before" run's. Each run also prints where
+``/match`` spends its time, from the server's ``Server-Timing`` header: per phase, the idle p50, p50 and
+p99 under load, and the mean over the slowest 1 % of requests. Exits 1 on any error and 2 when memory
+keeps growing. Writes ``bench/results/service_load_mixed.json`` and a PNG of RSS and latencies over time
 beside it (one per run with ``--compare``).
 """
 
@@ -54,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scratch_database import scratch_postgres  # noqa: E402
 from model import build_model, export_model, load_embedder  # noqa: E402
+from service.common.phases import parse_server_timing  # noqa: E402
 from service.storage.db import migrate
 from training.datasets.synthetic import render_person
 
@@ -67,7 +70,11 @@ RECENT_S = 3600
 SEED_BATCH = 8
 SHOWN_ERRORS = 5
 MIB = 1024 * 1024
-BEFORE = {"REID_EMBED_PRIORITY": "false", "REID_LINK_OPTIMISTIC_ATTEMPTS": "0"}  # the behaviour before
+BEFORE = {  # the behaviour before: one queue in arrival order, linking under the lock, bulk not nicer
+    "REID_EMBED_PRIORITY": "false",
+    "REID_LINK_OPTIMISTIC_ATTEMPTS": "0",
+    "REID_BULK_NICE": "0",
+}
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,8 @@ class BenchStore:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One request of the mixed load: kind, end time (s from the start), latency (s), success, crops sent."""
+    """One request of the mixed load: kind, end time (s from the start), latency (s), success, crops sent,
+    and the server's phases (s, from its ``Server-Timing`` header)."""
 
     kind: str
     ended: float
@@ -89,6 +97,7 @@ class Outcome:
     ok: bool
     crops: int
     error: str
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 Sent = tuple[httpx.Response, int]
@@ -377,14 +386,16 @@ REQUESTS: dict[
 async def timed(kind: str, client: httpx.AsyncClient, run: MixedRun, rng: random.Random) -> Outcome:
     """Send one request of ``kind`` and record it; a non-2xx answer or a transport error is an error."""
     started = time.perf_counter()
+    phases: dict[str, float] = {}
     try:
         response, count = await REQUESTS[kind](client, run.store, run.images, rng)
         ok = response.is_success
         error = "" if ok else f"{response.status_code} {response.text[:300]}"
+        phases = parse_server_timing(response.headers.get("server-timing", ""))
     except httpx.HTTPError as exc:
         ok, count, error = False, 0, f"{type(exc).__name__}: {exc!r}"
     ended = time.perf_counter()
-    return Outcome(kind, ended - run.start, ended - started, ok, count, error)
+    return Outcome(kind, ended - run.start, ended - started, ok, count, error, phases)
 
 
 async def mixed_client(client: httpx.AsyncClient, run: MixedRun, rng: random.Random) -> None:
@@ -586,18 +597,77 @@ def print_mixed(stats: dict[str, dict], memory: dict, errors: list[str]) -> None
         print(f"error: {error}")
 
 
-async def idle_matches(base: str, run: MixedRun, count: int) -> list[float]:
-    """``count`` /match requests one after another on the otherwise idle server: their latencies (s)."""
+async def idle_matches(base: str, run: MixedRun, count: int) -> list[Outcome]:
+    """``count`` /match requests one after another on the otherwise idle server."""
     rng = random.Random(7)
-    latencies = []
+    outcomes = []
     async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": run.store.key}, timeout=120) as client:
         for _ in range(count):
             started = time.perf_counter()
             response, _ = await post_match(client, run.store, run.images, rng)
-            latencies.append(time.perf_counter() - started)
+            latency = time.perf_counter() - started
             if not response.is_success:
                 raise RuntimeError(f"idle /match: {response.status_code} {response.text[:300]}")
-    return latencies
+            phases = parse_server_timing(response.headers.get("server-timing", ""))
+            outcomes.append(Outcome("match", 0.0, latency, True, 1, "", phases))
+    return outcomes
+
+
+def with_derived_phases(outcome: Outcome) -> dict[str, float]:
+    """The server's phases, plus ``other`` (server time in no phase) and ``client`` (latency the server did
+    not see: connection, sending, the client's own event loop); nested phases (``a.b``) are parts of ``a``."""
+    phases = dict(outcome.phases)
+    app = phases.pop("app", None)
+    if app is None:
+        return {"client": outcome.latency}
+    accounted = sum(seconds for name, seconds in phases.items() if "." not in name)
+    return phases | {"other": max(app - accounted, 0.0), "server": app, "client": outcome.latency - app}
+
+
+def phase_profile(idle: list[Outcome], loaded: list[Outcome]) -> dict:
+    """Per phase of /match: idle p50, p50 and p99 under load, and the mean over the slowest 1 % of the
+    loaded requests (those at or above their p99), with its share of their latency."""
+    if not loaded:
+        return {}
+    idle_phases = [with_derived_phases(o) for o in idle]
+    loaded_phases = [with_derived_phases(o) for o in loaded]
+    cut = percentile(sorted(o.latency for o in loaded), 99)
+    slowest = [p for o, p in zip(loaded, loaded_phases, strict=True) if o.latency >= cut]
+    slowest_latency = statistics.fmean(o.latency for o in loaded if o.latency >= cut)
+    names = list(dict.fromkeys(name for p in idle_phases + loaded_phases for name in p))
+    names.sort(key=lambda name: name in ("other", "server", "client"))
+    profile = {}
+    for name in names:
+        idle_values = sorted(p.get(name, 0.0) for p in idle_phases)
+        load_values = sorted(p.get(name, 0.0) for p in loaded_phases)
+        slow_mean = statistics.fmean(p.get(name, 0.0) for p in slowest)
+        profile[name] = {
+            "idle_p50_ms": (percentile(idle_values, 50) or 0.0) * 1000,
+            "load_p50_ms": (percentile(load_values, 50) or 0.0) * 1000,
+            "load_p99_ms": (percentile(load_values, 99) or 0.0) * 1000,
+            "slowest_mean_ms": slow_mean * 1000,
+            "slowest_share": slow_mean / slowest_latency,
+        }
+    return {"slowest_requests": len(slowest), "slowest_mean_latency_ms": slowest_latency * 1000} | {
+        "phases": profile
+    }
+
+
+def print_profile(profile: dict) -> None:
+    """The /match phase table (nested phases indented)."""
+    if not profile:
+        return
+    print(
+        f"/match phases (ms): the slowest {profile['slowest_requests']} requests took "
+        f"{profile['slowest_mean_latency_ms']:.0f} ms on average"
+    )
+    print(f"{'phase':<18} {'idle p50':>8} {'load p50':>8} {'load p99':>8} {'slowest':>8} {'share':>6}")
+    for name, row in profile["phases"].items():
+        label = ("  " if "." in name else "") + name
+        print(
+            f"{label:<18} {row['idle_p50_ms']:>8.1f} {row['load_p50_ms']:>8.1f} {row['load_p99_ms']:>8.1f}"
+            f" {row['slowest_mean_ms']:>8.1f} {row['slowest_share']:>6.0%}"
+        )
 
 
 @contextlib.contextmanager
@@ -624,7 +694,8 @@ def mixed_arm(
         print(f"person search: {search}", flush=True)
         run = MixedRun(store, crops(64), args.mix, args.seconds)
         warm_up = asyncio.run(seed(base, run, args.seed_sightings))
-        idle = sorted(asyncio.run(idle_matches(base, run, args.idle_matches)))
+        idle_outcomes = asyncio.run(idle_matches(base, run, args.idle_matches))
+        idle = sorted(o.latency for o in idle_outcomes)
         readyz = httpx.get(f"{base}/readyz", timeout=30).json()
         before, cpu_before = httpx.get(f"{base}/metrics").text, cpu_seconds(server.pid)
         elapsed = asyncio.run(mixed_load(base, server.pid, run, args.clients, args.rss_interval))
@@ -636,6 +707,8 @@ def mixed_arm(
     errors = [f"{o.kind} at {o.ended:.1f} s: {o.error}" for o in run.outcomes if not o.ok]
     stored = sum(o.crops for o in run.outcomes if o.ok and o.kind == "sightings")
     idle_p50 = percentile(idle, 50) * 1000
+    matches = [o for o in run.outcomes if o.ok and o.kind == "match"]
+    profile = phase_profile(idle_outcomes, matches)
     report = {
         "mode": "mixed",
         "database": kind,
@@ -662,6 +735,7 @@ def mixed_arm(
         "rss_ready_mib": rss_ready,
         "machine": machine(),
         "kinds": stats,
+        "match_phases": profile,
         "first_errors": errors[:SHOWN_ERRORS],
         "memory": memory,
         "rss_samples": [[round(t, 2), round(mib, 2)] for t, mib in run.rss],
@@ -674,6 +748,7 @@ def mixed_arm(
     args.out.parent.mkdir(parents=True, exist_ok=True)
     print(plot(png, run, elapsed, memory))
     print_mixed(stats, memory, errors[:SHOWN_ERRORS])
+    print_profile(profile)
     print(
         f"idle /match p50 {idle_p50:.0f} ms; under load p99 {stats['match']['p99_ms'] or 0:.0f} ms; "
         f"{report['sightings_stored_per_s']:.2f} sightings stored/s; server used {cpu / elapsed:.2f} cores; "

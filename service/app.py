@@ -14,6 +14,7 @@ from sqlalchemy import inspect
 from starlette.concurrency import run_in_threadpool
 
 from service.access.rate_limit import build_rate_limiter
+from service.common.priority import BulkPool
 from service.dashboard import routes as dashboard
 from service.density import routes as density
 from service.embedding.batcher import BatchingEmbedder
@@ -81,9 +82,11 @@ def build_state(settings: Settings, model: LoadedModel | None) -> AppState:
         settings.embed_batch_size,
         settings.embed_max_wait_ms / 1000,
         priority=settings.embed_priority,
+        bulk_nice=settings.bulk_nice,
     )
     limiter = build_rate_limiter(settings.rate_limit_backend, settings.rate_limit_per_minute, sessions)
-    return AppState(settings, engine, sessions, model, batcher, sync, limiter, writes=writes)
+    bulk = BulkPool(settings.bulk_threads, settings.bulk_nice)
+    return AppState(settings, engine, sessions, model, batcher, sync, limiter, bulk, writes=writes)
 
 
 def create_app(settings: Settings | None = None, model: LoadedModel | None = None) -> FastAPI:
@@ -102,7 +105,9 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         await state.batcher.start()
         app.state.services = state
         background = [
-            asyncio.create_task(maintenance_loop(state.sessions, state.sync, settings, state.maintenance)),
+            asyncio.create_task(
+                maintenance_loop(state.sessions, state.sync, settings, state.maintenance, state.bulk)
+            ),
             asyncio.create_task(relink_loop(state)),
             asyncio.create_task(summary_loop(state)),
         ]
@@ -115,6 +120,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
                 with suppress(asyncio.CancelledError):
                     await task
             await state.batcher.stop()
+            await run_in_threadpool(state.bulk.shutdown)
             await run_in_threadpool(state.sync.save)
             state.engine.dispose()
 
@@ -132,7 +138,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     # Innermost: an unforeseen error becomes a JSON 500 that keeps the connection open.
     app.add_middleware(InternalErrorMiddleware, handler=internal_error)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(MetricsMiddleware, server_timing=settings.server_timing)
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=DOCS_PATHS)  # outermost: on every answer
     install_error_handlers(app)
     return app

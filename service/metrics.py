@@ -16,6 +16,12 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+PHASE_SECONDS = Histogram(
+    "reid_request_phase_seconds",
+    "Time per phase of a request (the phases of its Server-Timing header)",
+    ["route", "phase"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 EMBED_BATCH = Histogram(
     "reid_embed_batch_size", "Images per model call", buckets=(1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128)
 )

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(32, ge=1)
     embed_max_wait_ms: float = Field(5.0, ge=0)
     embed_priority: bool = True  # search photos and single-image /embed go ahead of ingest's crops
+    bulk_nice: int = Field(10, ge=0, le=19)  # bulk threads (ingest, jobs) run this much nicer than searches
+    bulk_threads: int = Field(16, ge=1, le=256)  # ingest linking and background jobs; waiting turns hold one
 
     density_gap_s: float = Field(300.0, gt=0)
     density_max_buckets: int = Field(1000, ge=1)
@@ -71,6 +73,7 @@ class Settings(BaseSettings):
     exact_search_max: int = Field(200_000, ge=1)
     ivf_nprobe: int = Field(16, ge=1)
     metrics_per_store: bool = False
+    server_timing: bool = True  # a Server-Timing header on each answer: where its time went, per phase
 
     vector_backend: Literal["faiss", "milvus"] = "faiss"
     milvus_uri: str = "./data/milvus.db"

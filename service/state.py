@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.access.callers import KeyCheck
 from service.access.rate_limit import RateLimiter
+from service.common.priority import BulkPool
 from service.embedding.batcher import BatchingEmbedder
 from service.embedding.model import LoadedModel
 from service.embedding.uploads import UploadRules
@@ -47,6 +48,7 @@ class AppState:
     batcher: BatchingEmbedder
     sync: IndexSync
     limiter: RateLimiter
+    bulk: BulkPool
     writers: StoreWriteQueue = field(default_factory=StoreWriteQueue)
     writes: WriteHealth = field(default_factory=WriteHealth)
     maintenance: MaintenanceStatus = field(default_factory=MaintenanceStatus)

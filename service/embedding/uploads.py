@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from fastapi import UploadFile
-from starlette.concurrency import run_in_threadpool
 
 from model import ImageDecodeError
 from model.preprocess import DecodeLimits, ImageHeader, decode_resized, read_header
 from service.common.errors import InvalidInputError, LimitExceededError
+from service.common.phases import in_thread, phase
 from service.settings import Settings
 
 MAGIC_TYPES = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"BM", "image/bmp"))
@@ -66,13 +66,15 @@ class DecodeBudget:
 
     @asynccontextmanager
     async def hold(self, cost: int) -> AsyncIterator[None]:
-        """Hold ``cost`` bytes of the budget for the duration of the block."""
+        """Hold ``cost`` bytes of the budget for the duration of the block (the wait is phase
+        ``decode-budget``)."""
         if not self.capacity:
             yield
             return
         if cost > self.capacity:
             raise ValueError(f"{cost} bytes can never fit a budget of {self.capacity}")
-        await self._acquire(cost)
+        with phase("decode-budget"):
+            await self._acquire(cost)
         try:
             yield
         finally:
@@ -193,10 +195,10 @@ async def read_uploads(files: list[UploadFile], rules: UploadRules, field: str =
     for position, upload in enumerate(files):
         name = f"{field}[{position}]" + (f" ({upload.filename})" if upload.filename else "")
         blobs.append((name, await upload.read()))
-    headers = await run_in_threadpool(_headers, blobs, rules)
+    headers = await in_thread("image-check", _headers, blobs, rules)
     uploads = []
     for (name, data), header in zip(blobs, headers, strict=True):
         async with rules.budget.hold(header.decode_bytes):
-            pixels = await run_in_threadpool(_decode, name, data, rules)
+            pixels = await in_thread("decode", _decode, name, data, rules)
         uploads.append(Upload(data, sniff_media_type(data), pixels))
     return uploads

@@ -18,8 +18,8 @@ from service.storage.models import Store
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Admin key or store key")
 
 
-def get_state(request: Request) -> AppState:
-    """The app's services."""
+async def get_state(request: Request) -> AppState:
+    """The app's services (async: no work to hand to a thread)."""
     return request.app.state.services
 
 
@@ -31,21 +31,21 @@ def get_caller(
     return authenticate(state.key_check, key)
 
 
-def require_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+async def require_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
     """403 unless the caller holds the admin key."""
     if not caller.admin:
         raise ForbiddenError("this endpoint needs the admin key")
     return caller
 
 
-def require_store_caller(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+async def require_store_caller(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
     """403 unless the caller holds a store key; returns the caller."""
     if caller.store is None:
         raise ForbiddenError("this endpoint needs a store key (the admin key is not bound to a store)")
     return caller
 
 
-def require_store(caller: Annotated[Caller, Depends(require_store_caller)]) -> Store:
+async def require_store(caller: Annotated[Caller, Depends(require_store_caller)]) -> Store:
     """403 unless the caller holds a store key; returns that store."""
     assert caller.store is not None
     return caller.store

@@ -1,5 +1,6 @@
-"""ASGI middleware: request-body size limit (413 JSON), Prometheus request metrics, security headers on
-every answer, and unforeseen errors answered with a JSON 500 that keeps the connection open."""
+"""ASGI middleware: request-body size limit (413 JSON), Prometheus request metrics and ``Server-Timing``,
+security headers on every answer, and unforeseen errors answered with a JSON 500 that keeps the
+connection open."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import base64
 import hashlib
 import json
 import re
-import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from starlette.datastructures import MutableHeaders
@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.metrics import LATENCY, REQUESTS
+from service.common.phases import format_server_timing, open_log
+from service.metrics import LATENCY, PHASE_SECONDS, REQUESTS
 
 # The dashboard and the API: scripts and styles only from the service's own files (no inline script, no
 # inline style, no eval), photos previewed from blob: URLs, calls to the service itself, never framed.
@@ -89,22 +90,28 @@ class BodyLimitMiddleware:
 
 
 class MetricsMiddleware:
-    """Count requests and time them, labelled by route template and status."""
+    """Count requests and time them, labelled by route template and status; time their phases
+    (``service.common.phases``) and, with ``server_timing``, tell them in a ``Server-Timing`` header."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, server_timing: bool = True) -> None:
         self.app = app
+        self.server_timing = server_timing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        log = open_log()
         status = 500
 
         async def record(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if self.server_timing:
+                    headers = MutableHeaders(raw=list(message.get("headers", [])))
+                    headers.append("Server-Timing", format_server_timing(log.phases(), log.elapsed()))
+                    message["headers"] = headers.raw
             await send(message)
 
         try:
@@ -112,8 +119,10 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            LATENCY.labels(scope["method"], path).observe(time.perf_counter() - started)
+            LATENCY.labels(scope["method"], path).observe(log.elapsed())
             REQUESTS.labels(scope["method"], path, str(status)).inc()
+            for name, seconds in log.phases().items():
+                PHASE_SECONDS.labels(path, name).observe(seconds)
 
 
 def script_hashes(page: bytes) -> list[str]:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from service.common.errors import InvalidInputError
+from service.common.phases import in_thread
 from service.common.timeparse import parse_timestamp, to_ms
 from service.embedding.uploads import Upload, read_uploads
 from service.ingest.crops import crops_kept, keep_crops
@@ -188,7 +189,9 @@ async def ingest_sightings(
     tracks = track_ids_of(track_id, len(images))
     uploads = await read_uploads(images, state.upload_rules)
     vectors = await state.batcher.embed([upload.pixels for upload in uploads])
-    linked = await run_in_threadpool(_commit_and_index, state, camera, vectors, when, tracks, uploads)
+    linked = await in_thread(
+        "link", _commit_and_index, state, camera, vectors, when, tracks, uploads, pool=state.bulk
+    )
     for item in linked:
         SIGHTINGS.labels(new_visitor=str(item.new_visitor).lower()).inc()
     return IngestResult(state.model_version, linked)

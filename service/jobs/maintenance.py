@@ -7,8 +7,8 @@ import logging
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 
+from service.common.priority import BulkPool
 from service.common.timeparse import to_ms
 from service.metrics import PURGED
 from service.privacy.retention import purge_expired
@@ -45,9 +45,14 @@ def run_maintenance(
 
 
 async def maintenance_loop(
-    sessions: sessionmaker[Session], sync: IndexSync, settings: Settings, status: MaintenanceStatus
+    sessions: sessionmaker[Session],
+    sync: IndexSync,
+    settings: Settings,
+    status: MaintenanceStatus,
+    bulk: BulkPool,
 ) -> None:
-    """Run maintenance now and then every ``REID_MAINTENANCE_INTERVAL_S`` seconds, until cancelled."""
+    """Run maintenance (on a bulk thread) now and then every ``REID_MAINTENANCE_INTERVAL_S`` seconds,
+    until cancelled."""
     while True:
-        await run_in_threadpool(run_maintenance, sessions, sync, settings, status)
+        await bulk.run(run_maintenance, sessions, sync, settings, status)
         await asyncio.sleep(settings.maintenance_interval_s)

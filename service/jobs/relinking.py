@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 
 from service.ingest.service import relink, relink_context
 from service.metrics import RELINKED
@@ -43,10 +42,10 @@ def relink_all(state: AppState) -> int:
 
 
 async def relink_loop(state: AppState) -> None:
-    """Re-link every store now and then every interval, until cancelled (off when the interval is 0)."""
+    """Re-link every store (on a bulk thread) every interval, until cancelled (off when the interval is 0)."""
     interval = state.settings.relink_interval_s
     if interval <= 0:
         return
     while True:
         await asyncio.sleep(interval)
-        await run_in_threadpool(relink_all, state)
+        await state.bulk.run(relink_all, state)

@@ -11,7 +11,6 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 
 from service.density.service import density_zones
 from service.state import AppState
@@ -48,5 +47,5 @@ async def summary_loop(state: AppState, start_delay_s: float = START_DELAY_S) ->
     """Warm the summaries a while after start, then every maintenance interval, until cancelled."""
     await asyncio.sleep(start_delay_s)
     while True:
-        await run_in_threadpool(warm_summaries, state)
+        await state.bulk.run(warm_summaries, state)
         await asyncio.sleep(state.settings.maintenance_interval_s)

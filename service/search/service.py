@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import UploadFile
-from starlette.concurrency import run_in_threadpool
 
 from service.access.callers import Caller
 from service.common.errors import ForbiddenError, InvalidInputError
+from service.common.phases import in_thread, mark_since_start
 from service.common.timeparse import parse_timestamp, to_ms
 from service.embedding.uploads import read_uploads
 from service.search.audit import OK, REFUSED, SearchPurpose, record_search
@@ -56,13 +56,18 @@ def _ms(value: str | None, name: str) -> int | None:
 async def search_person(
     state: AppState, *, caller: Caller, image: UploadFile, request: SearchRequest
 ) -> SearchResult:
-    """Sightings most similar to the photo; refused (and audited) unless the store enabled person search."""
+    """Sightings most similar to the photo; refused (and audited) unless the store enabled person search.
+
+    Phases (``Server-Timing``): ``request`` (body, form and key check), the upload's, the embedding's,
+    ``search`` and ``audit``, with the thread and event-loop waits between them.
+    """
+    mark_since_start("request")
     store = caller.store
     assert store is not None
     purpose = purpose_of(request.case_id, request.reason)
     audit = (state.sessions, store.id, caller.key_id, caller.key_prefix or "", purpose)
     if not store.match_enabled:
-        await run_in_threadpool(record_search, *audit, REFUSED)
+        await in_thread("audit", record_search, *audit, REFUSED)
         raise ForbiddenError(
             f"person search is not enabled for store {store.id}; the admin can enable it (PATCH /stores)"
         )
@@ -72,7 +77,7 @@ async def search_person(
     if since_ms is not None and until_ms is not None and since_ms >= until_ms:
         raise InvalidInputError("since must be before until")
     if request.zone_id is not None:
-        await run_in_threadpool(find_owned, state.sessions, Zone, request.zone_id, store.id)
+        await in_thread("zone-check", find_owned, state.sessions, Zone, request.zone_id, store.id)
     uploads = await read_uploads([image], state.upload_rules, field="image")
     vector = (await state.batcher.embed([uploads[0].pixels], interactive=True))[0]
     query = MatchQuery(
@@ -83,6 +88,6 @@ async def search_person(
         with state.sessions() as session:
             return find_matches(session, state.sync, query)
 
-    found = await run_in_threadpool(run)
-    await run_in_threadpool(record_search, *audit, OK, len(found.matches), len(found.visitors))
+    found = await in_thread("search", run)
+    await in_thread("audit", record_search, *audit, OK, len(found.matches), len(found.visitors))
     return SearchResult(state.model_version, found.matches, found.visitors, found.other_model_sightings)

@@ -41,6 +41,7 @@ from sqlalchemy import case, func, null, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from model.files import atomic_write_text
+from service.common.phases import phase
 from service.metrics import INDEX_REBUILDS, set_index_vectors
 from service.storage.models import DeletedSighting, Sighting, Store
 from service.vectors.base import Hit, VectorFilter, VectorStore
@@ -584,9 +585,12 @@ class IndexSync:
     def search_caught_up(
         self, session: Session, store_id: int, queries: np.ndarray, k: int, where: VectorFilter
     ) -> list[list[Hit]]:
-        """Catch the store up with SQL (sightings and erasures), then search it."""
-        self.catch_up(session, store_id)
-        return self.search(store_id, queries, k, where)
+        """Catch the store up with SQL (sightings and erasures), then search it (phases ``search.catch-up``
+        and ``search.index``, parts of the caller's ``search``)."""
+        with phase("search.catch-up"):
+            self.catch_up(session, store_id)
+        with phase("search.index"):
+            return self.search(store_id, queries, k, where)
 
     def other_model_sightings(self, session: Session, where: VectorFilter) -> int:
         """Sightings that pass ``where`` in SQL but were embedded by another model (so no search finds them).

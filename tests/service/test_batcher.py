@@ -1,34 +1,58 @@
-"""The embedding queue: interactive images go ahead of bulk ones, and bulk ones are never starved.
+"""The embedding queue: searches never wait behind ingest's batches, ingest is never held up by searches,
+and bulk work runs at lower OS priority.
 
-A fake model blocks each batch until the test lets it go, so which images share a batch, and in which
-order batches run, is fixed by the test (no timing involved).
+A fake model holds each batch until the test lets it go, so which images share a batch, and which batch
+runs while another is held, is fixed by the test (no timing involved).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import queue
+import sys
 import threading
 
 import numpy as np
 import pytest
 
 from model.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from service.common.phases import open_log, phase
+from service.common.priority import BulkPool, lower_thread_priority
 from service.embedding.batcher import BatchingEmbedder
+
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="threads have their own nice value on Linux")
+
+
+def nice_of_this_thread() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
 class GatedModel:
-    """Embeds an image as its id (the image's pixel value) and holds each batch until released."""
+    """Embeds an image as its id (the image's pixel value); holds each batch until its first id is let go."""
 
     def __init__(self) -> None:
         self.batches: list[list[int]] = []
-        self.entered = threading.Semaphore(0)
-        self.release = threading.Semaphore(0)
+        self.nice: dict[int, int] = {}
+        self.entered: queue.Queue[list[int]] = queue.Queue()
+        self._gates: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def gate(self, first: int) -> threading.Event:
+        with self._lock:
+            return self._gates.setdefault(first, threading.Event())
+
+    def let_go(self, *firsts: int) -> None:
+        for first in firsts:
+            self.gate(first).set()
 
     def embed_tensor(self, batch) -> np.ndarray:
         ids = np.rint((batch[:, 0, 0, 0].numpy() * IMAGENET_STD[0] + IMAGENET_MEAN[0]) * 255).astype(int)
-        self.batches.append(ids.tolist())
-        self.entered.release()
-        assert self.release.acquire(timeout=10), "the test never released the batch"
+        ids = ids.tolist()
+        self.batches.append(ids)
+        self.nice[ids[0]] = nice_of_this_thread()
+        self.entered.put(ids)
+        assert self.gate(ids[0]).wait(10), f"the test never let batch {ids} go"
         return np.stack([np.full(4, i, dtype=np.float32) for i in ids])
 
 
@@ -36,65 +60,132 @@ def image(identity: int) -> np.ndarray:
     return np.full((2, 2, 3), identity, dtype=np.uint8)
 
 
-async def until_running(model: GatedModel) -> None:
-    """Wait until the worker is inside the model with a batch."""
-    assert await asyncio.get_running_loop().run_in_executor(None, model.entered.acquire, True, 10)
+async def entered(model: GatedModel) -> list[int]:
+    """The next batch that entered the model."""
+    return await asyncio.get_running_loop().run_in_executor(None, model.entered.get, True, 10)
 
 
-async def run_queue(
-    priority: bool, max_batch: int, interactive: list[int], bulk: list[int], max_bulk_skips: int = 1
-) -> tuple[list[list[int]], dict[int, float]]:
-    """Block the model on a first bulk image (id 1), queue bulk then interactive images one request
-    each, let every batch go; returns the batches after the first and what each request got back."""
-    model = GatedModel()
-    batcher = BatchingEmbedder(model, max_batch, 0.0, priority=priority, max_bulk_skips=max_bulk_skips)
-    await batcher.start()
-    try:
-        first = asyncio.create_task(batcher.embed([image(1)]))
-        await until_running(model)
-        requests = {i: asyncio.create_task(batcher.embed([image(i)])) for i in bulk}
-        requests |= {i: asyncio.create_task(batcher.embed([image(i)], interactive=True)) for i in interactive}
-        await asyncio.sleep(0)
-        waiting = len(interactive) + len(bulk)
-        assert sum(batcher.pending()) == waiting
-        for _ in range(1 + waiting):  # at least one batch per image
-            model.release.release()
-        await first
-        answers = {i: float((await task)[0, 0]) for i, task in requests.items()}
-    finally:
-        await batcher.stop()
-    return model.batches[1:], answers
+def requests(batcher: BatchingEmbedder, ids: list[int], interactive: bool) -> dict[int, asyncio.Task]:
+    return {i: asyncio.create_task(batcher.embed([image(i)], interactive=interactive)) for i in ids}
+
+
+async def answers(tasks: dict[int, asyncio.Task]) -> dict[int, float]:
+    return {i: float((await task)[0, 0]) for i, task in tasks.items()}
 
 
 BULK = [10, 11, 12, 13, 14, 15]
-SEARCH = [50]
 
 
-def test_a_search_goes_ahead_of_queued_ingest():
-    batches, answers = asyncio.run(run_queue(True, 4, SEARCH, BULK))
-    assert batches == [[50, 10, 11, 12], [13, 14, 15]]
-    assert answers == {i: float(i) for i in SEARCH + BULK}
+def test_a_search_is_embedded_while_an_ingest_batch_is_still_running():
+    async def scenario() -> list[list[int]]:
+        model = GatedModel()
+        batcher = BatchingEmbedder(model, 4, 0.0, priority=True)
+        await batcher.start()
+        try:
+            running = requests(batcher, [1], interactive=False)
+            assert await entered(model) == [1]
+            queued = requests(batcher, BULK, interactive=False)
+            search = requests(batcher, [50], interactive=True)
+            assert await entered(model) == [50], "the search did not wait for the ingest batch"
+            model.let_go(50)
+            assert await answers(search) == {50: 50.0}
+            assert not running[1].done() and batcher.pending() == (0, len(BULK))
+            model.let_go(1, 10, 14)
+            assert await answers(running | queued) == {i: float(i) for i in [1, *BULK]}
+        finally:
+            await batcher.stop()
+        return model.batches
+
+    assert asyncio.run(scenario()) == [[1], [50], [10, 11, 12, 13], [14, 15]]
 
 
 def test_without_priority_the_queue_is_first_come_first_served():
-    batches, answers = asyncio.run(run_queue(False, 4, SEARCH, BULK))
-    assert batches == [[10, 11, 12, 13], [14, 15, 50]]
-    assert answers == {i: float(i) for i in SEARCH + BULK}
+    async def scenario() -> list[list[int]]:
+        model = GatedModel()
+        batcher = BatchingEmbedder(model, 4, 0.0, priority=False)
+        await batcher.start()
+        try:
+            running = requests(batcher, [1], interactive=False)
+            assert await entered(model) == [1]
+            tasks = requests(batcher, BULK, interactive=False) | requests(batcher, [50], interactive=True)
+            await asyncio.sleep(0)
+            assert batcher.pending() == (0, len(BULK) + 1)
+            model.let_go(1, 10, 14)
+            assert await answers(running | tasks) == {i: float(i) for i in [1, *BULK, 50]}
+        finally:
+            await batcher.stop()
+        return model.batches
+
+    assert asyncio.run(scenario()) == [[1], [10, 11, 12, 13], [14, 15, 50]]
 
 
-def test_a_stream_of_searches_never_starves_ingest():
-    searches = [50, 51, 52, 53, 54, 55]
-    batches, answers = asyncio.run(run_queue(True, 2, searches, [10, 11, 12]))
-    # searches first, but a batch that leaves ingest waiting is followed by one that serves it first
-    assert batches == [[50, 51], [10, 11], [52, 53], [12, 54], [55]]
-    assert answers == {i: float(i) for i in searches + [10, 11, 12]}
+def test_searches_never_hold_up_ingest_and_are_batched_together():
+    async def scenario() -> list[list[int]]:
+        model = GatedModel()
+        batcher = BatchingEmbedder(model, 4, 0.0, priority=True)
+        await batcher.start()
+        try:
+            first_search = requests(batcher, [49], interactive=True)
+            assert await entered(model) == [49]
+            more_searches = requests(batcher, [50, 51], interactive=True)
+            ingest = requests(batcher, [10, 11], interactive=False)
+            assert await entered(model) == [10, 11], "ingest waited for a search batch"
+            model.let_go(10)
+            assert await answers(ingest) == {10: 10.0, 11: 11.0}
+            assert not first_search[49].done()
+            model.let_go(49, 50)
+            assert await answers(first_search | more_searches) == {49: 49.0, 50: 50.0, 51: 51.0}
+        finally:
+            await batcher.stop()
+        return model.batches
+
+    assert asyncio.run(scenario()) == [[49], [10, 11], [50, 51]]
 
 
-@pytest.mark.parametrize("skips", [0, 1, 3])
-def test_ingest_waits_at_most_max_bulk_skips_batches(skips):
-    searches = list(range(50, 70))
-    batches, _ = asyncio.run(run_queue(True, 2, searches, [10, 11, 12, 13], max_bulk_skips=skips))
-    bulk_served = [i for i, batch in enumerate(batches) if any(x < 50 for x in batch)]
-    gaps = np.diff([-1, *bulk_served]) - 1
-    assert gaps.max() == skips  # batches in a row that served only searches while ingest waited
-    assert sorted(x for batch in batches for x in batch) == sorted(searches + [10, 11, 12, 13])
+@linux_only
+def test_ingest_batches_run_at_lower_os_priority_than_searches():
+    async def scenario() -> dict[int, int]:
+        model = GatedModel()
+        model.let_go(10, 50)
+        batcher = BatchingEmbedder(model, 4, 0.0, priority=True, bulk_nice=7)
+        await batcher.start()
+        try:
+            await answers(requests(batcher, [10], interactive=False) | requests(batcher, [50], True))
+        finally:
+            await batcher.stop()
+        return model.nice
+
+    base = nice_of_this_thread()
+    nice = asyncio.run(scenario())
+    assert nice[50] == base and nice[10] == min(base + 7, 19)
+
+
+@linux_only
+def test_bulk_pool_threads_are_nicer_and_keep_the_callers_phases():
+    async def scenario(pool: BulkPool) -> tuple[int, dict[str, float]]:
+        log = open_log()
+
+        def work() -> int:
+            with phase("bulk-work"):
+                return nice_of_this_thread()
+
+        return await pool.run(work), log.phases()
+
+    pool = BulkPool(threads=2, nice=5)
+    try:
+        nice, phases = asyncio.run(scenario(pool))
+    finally:
+        pool.shutdown()
+    assert nice == min(nice_of_this_thread() + 5, 19)
+    assert "bulk-work" in phases
+
+
+@linux_only
+def test_only_the_calling_thread_is_lowered():
+    result: list[int | None] = []
+    thread = threading.Thread(target=lambda: result.append(lower_thread_priority(3)))
+    before = nice_of_this_thread()
+    thread.start()
+    thread.join()
+    assert result == [min(before + 3, 19)] and nice_of_this_thread() == before
+    assert lower_thread_priority(0) is None
