@@ -37,6 +37,13 @@ def lower_thread_priority(nice: int) -> int | None:
     return target
 
 
+def nicer_executor(threads: int, nice: int, name: str) -> ThreadPoolExecutor:
+    """A thread pool whose threads lower their own priority by ``nice`` as they start (0: unchanged)."""
+    return ThreadPoolExecutor(
+        max_workers=threads, thread_name_prefix=name, initializer=lower_thread_priority, initargs=(nice,)
+    )
+
+
 class BulkPool:
     """Threads for bulk work (ingest's linking, background jobs) at lowered OS priority.
 
@@ -44,13 +51,7 @@ class BulkPool:
     """
 
     def __init__(self, threads: int, nice: int) -> None:
-        self.nice = nice
-        self._executor = ThreadPoolExecutor(
-            max_workers=threads,
-            thread_name_prefix="bulk",
-            initializer=lower_thread_priority,
-            initargs=(nice,),
-        )
+        self._executor = nicer_executor(threads, nice, "bulk")
 
     async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``function(*args, **kwargs)`` on a bulk thread."""

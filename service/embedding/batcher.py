@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +22,7 @@ import numpy as np
 from model import Embedder
 from model.preprocess import normalize_batch
 from service.common.phases import LOOP_WAIT, record_phase
-from service.common.priority import lower_thread_priority
+from service.common.priority import nicer_executor
 from service.metrics import EMBED_BATCH, EMBED_SECONDS
 
 BULK_NICE = 10
@@ -46,12 +45,7 @@ class _Lane:
         self.fill_wait_s = fill_wait_s
         self.jobs: deque[_Job] = deque()
         self.arrived = asyncio.Event()
-        self.executor = ThreadPoolExecutor(
-            max_workers=1,
-            thread_name_prefix=f"embed-{name}",
-            initializer=lower_thread_priority if nice else None,
-            initargs=(nice,) if nice else (),
-        )
+        self.executor = nicer_executor(1, nice, f"embed-{name}")
         self.task: asyncio.Task | None = None
 
     def put(self, jobs: list[_Job]) -> None:
