@@ -603,13 +603,10 @@ async def idle_matches(base: str, run: MixedRun, count: int) -> list[Outcome]:
     outcomes = []
     async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": run.store.key}, timeout=120) as client:
         for _ in range(count):
-            started = time.perf_counter()
-            response, _ = await post_match(client, run.store, run.images, rng)
-            latency = time.perf_counter() - started
-            if not response.is_success:
-                raise RuntimeError(f"idle /match: {response.status_code} {response.text[:300]}")
-            phases = parse_server_timing(response.headers.get("server-timing", ""))
-            outcomes.append(Outcome("match", 0.0, latency, True, 1, "", phases))
+            outcome = await timed("match", client, run, rng)
+            if not outcome.ok:
+                raise RuntimeError(f"idle /match: {outcome.error}")
+            outcomes.append(outcome)
     return outcomes
 
 

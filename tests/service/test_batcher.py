@@ -8,10 +8,12 @@ runs while another is held, is fixed by the test (no timing involved).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import sys
 import threading
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -56,6 +58,16 @@ class GatedModel:
         return np.stack([np.full(4, i, dtype=np.float32) for i in ids])
 
 
+@contextlib.asynccontextmanager
+async def started(batcher: BatchingEmbedder) -> AsyncIterator[BatchingEmbedder]:
+    """The batcher, started for the block and stopped after it."""
+    await batcher.start()
+    try:
+        yield batcher
+    finally:
+        await batcher.stop()
+
+
 def image(identity: int) -> np.ndarray:
     return np.full((2, 2, 3), identity, dtype=np.uint8)
 
@@ -79,9 +91,7 @@ BULK = [10, 11, 12, 13, 14, 15]
 def test_a_search_is_embedded_while_an_ingest_batch_is_still_running():
     async def scenario() -> list[list[int]]:
         model = GatedModel()
-        batcher = BatchingEmbedder(model, 4, 0.0, priority=True)
-        await batcher.start()
-        try:
+        async with started(BatchingEmbedder(model, 4, 0.0, priority=True)) as batcher:
             running = requests(batcher, [1], interactive=False)
             assert await entered(model) == [1]
             queued = requests(batcher, BULK, interactive=False)
@@ -92,8 +102,6 @@ def test_a_search_is_embedded_while_an_ingest_batch_is_still_running():
             assert not running[1].done() and batcher.pending() == (0, len(BULK))
             model.let_go(1, 10, 14)
             assert await answers(running | queued) == {i: float(i) for i in [1, *BULK]}
-        finally:
-            await batcher.stop()
         return model.batches
 
     assert asyncio.run(scenario()) == [[1], [50], [10, 11, 12, 13], [14, 15]]
@@ -102,9 +110,7 @@ def test_a_search_is_embedded_while_an_ingest_batch_is_still_running():
 def test_without_priority_the_queue_is_first_come_first_served():
     async def scenario() -> list[list[int]]:
         model = GatedModel()
-        batcher = BatchingEmbedder(model, 4, 0.0, priority=False)
-        await batcher.start()
-        try:
+        async with started(BatchingEmbedder(model, 4, 0.0, priority=False)) as batcher:
             running = requests(batcher, [1], interactive=False)
             assert await entered(model) == [1]
             tasks = requests(batcher, BULK, interactive=False) | requests(batcher, [50], interactive=True)
@@ -112,8 +118,6 @@ def test_without_priority_the_queue_is_first_come_first_served():
             assert batcher.pending() == (0, len(BULK) + 1)
             model.let_go(1, 10, 14)
             assert await answers(running | tasks) == {i: float(i) for i in [1, *BULK, 50]}
-        finally:
-            await batcher.stop()
         return model.batches
 
     assert asyncio.run(scenario()) == [[1], [10, 11, 12, 13], [14, 15, 50]]
@@ -122,9 +126,7 @@ def test_without_priority_the_queue_is_first_come_first_served():
 def test_searches_never_hold_up_ingest_and_are_batched_together():
     async def scenario() -> list[list[int]]:
         model = GatedModel()
-        batcher = BatchingEmbedder(model, 4, 0.0, priority=True)
-        await batcher.start()
-        try:
+        async with started(BatchingEmbedder(model, 4, 0.0, priority=True)) as batcher:
             first_search = requests(batcher, [49], interactive=True)
             assert await entered(model) == [49]
             more_searches = requests(batcher, [50, 51], interactive=True)
@@ -135,8 +137,6 @@ def test_searches_never_hold_up_ingest_and_are_batched_together():
             assert not first_search[49].done()
             model.let_go(49, 50)
             assert await answers(first_search | more_searches) == {49: 49.0, 50: 50.0, 51: 51.0}
-        finally:
-            await batcher.stop()
         return model.batches
 
     assert asyncio.run(scenario()) == [[49], [10, 11], [50, 51]]
@@ -147,12 +147,8 @@ def test_ingest_batches_run_at_lower_os_priority_than_searches():
     async def scenario() -> dict[int, int]:
         model = GatedModel()
         model.let_go(10, 50)
-        batcher = BatchingEmbedder(model, 4, 0.0, priority=True, bulk_nice=7)
-        await batcher.start()
-        try:
+        async with started(BatchingEmbedder(model, 4, 0.0, priority=True, bulk_nice=7)) as batcher:
             await answers(requests(batcher, [10], interactive=False) | requests(batcher, [50], True))
-        finally:
-            await batcher.stop()
         return model.nice
 
     base = nice_of_this_thread()
