@@ -122,3 +122,18 @@ def test_any_header_value_parses_to_finite_durations_or_nothing(value):
 def test_other_servers_headers_are_read_too():
     value = 'cache;desc="Cache Read";dur=23.2, db;dur=53, missedCache, total;dur=abc'
     assert parse_server_timing(value) == {"cache": 0.0232, "db": 0.053}
+
+
+def test_answers_refused_before_any_work_tell_only_their_total(settings_for, start_app, tmp_path):
+    url = f"sqlite:///{tmp_path / 'reid.db'}"
+    migrate(url)
+    client = start_app(settings_for(url, max_upload_bytes=1024))
+    photo = {"image": ("q.png", b"\x89PNG\r\n\x1a\n" + bytes(64), "image/png")}
+
+    wrong_key = client.post("/match", data={"case_id": "c"}, files=photo, headers={"X-API-Key": "nope"})
+    binary = {"Content-Type": "application/octet-stream"}
+    too_large = client.post("/match", content=bytes(4096), headers=binary)
+
+    assert (wrong_key.status_code, too_large.status_code) == (401, 413)
+    for answer in (wrong_key, too_large):
+        assert parse_server_timing(answer.headers["server-timing"]).keys() == {"app"}
