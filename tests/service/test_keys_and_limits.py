@@ -206,5 +206,5 @@ def test_keys_never_reach_the_logs(client, helpers, caplog):
     settings = client.app.state.services.settings
     logged = caplog.text + repr(settings) + str(settings.model_dump())
     assert caplog.records
-    for key in (helpers.admin["X-API-Key"], secret, secret.split("_")[-1]):
+    for key in (helpers.admin["X-API-Key"], secret, secret.split("_", 2)[2]):
         assert key not in logged
