@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scratch_database import scratch_postgres  # noqa: E402
 from model import build_model, export_model, load_embedder  # noqa: E402
-from service.common.phases import parse_server_timing  # noqa: E402
+from service.common.phases import GC, parse_server_timing  # noqa: E402
 from service.storage.db import migrate
 from training.datasets.synthetic import render_person
 
@@ -612,12 +612,13 @@ async def idle_matches(base: str, run: MixedRun, count: int) -> list[Outcome]:
 
 def with_derived_phases(outcome: Outcome) -> dict[str, float]:
     """The server's phases, plus ``other`` (server time in no phase) and ``client`` (latency the server did
-    not see: connection, sending, the client's own event loop); nested phases (``a.b``) are parts of ``a``."""
+    not see: connection, sending, the client's own event loop); nested phases (``a.b``) are parts of ``a``
+    and ``gc`` pauses fall inside the others."""
     phases = dict(outcome.phases)
     app = phases.pop("app", None)
     if app is None:
         return {"client": outcome.latency}
-    accounted = sum(seconds for name, seconds in phases.items() if "." not in name)
+    accounted = sum(seconds for name, seconds in phases.items() if "." not in name and name != GC)
     return phases | {"other": max(app - accounted, 0.0), "server": app, "client": outcome.latency - app}
 
 

@@ -23,6 +23,7 @@ from service.extract import routes as extract
 from service.flows import routes as flows
 from service.health import routes as health
 from service.http.errors import ERROR_RESPONSES, install_error_handlers, internal_error
+from service.http.gc_pauses import PAUSES, freeze_startup_objects, thaw_startup_objects
 from service.http.middleware import (
     DOCS_PATHS,
     BodyLimitMiddleware,
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         state = await run_in_threadpool(build_state, settings, model)
         await state.batcher.start()
         app.state.services = state
+        PAUSES.install()
+        freeze_startup_objects()
         background = [
             asyncio.create_task(
                 maintenance_loop(state.sessions, state.sync, settings, state.maintenance, state.bulk)
@@ -122,6 +125,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
             await state.batcher.stop()
             await run_in_threadpool(state.bulk.shutdown)
             await run_in_threadpool(state.sync.save)
+            thaw_startup_objects()
             state.engine.dispose()
 
     app = FastAPIOffline(  # /docs and /redoc load Swagger UI and ReDoc from the package, not a CDN

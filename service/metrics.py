@@ -22,6 +22,12 @@ PHASE_SECONDS = Histogram(
     ["route", "phase"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+GC_PAUSE = Histogram(
+    "reid_gc_pause_seconds",
+    "Garbage collections (every Python thread stops meanwhile), by generation collected",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
 EMBED_BATCH = Histogram(
     "reid_embed_batch_size", "Images per model call", buckets=(1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128)
 )

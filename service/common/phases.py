@@ -4,7 +4,8 @@ The HTTP layer opens a ``PhaseLog`` per request (``open_log``); code that serves
 whatever log is open in its context, also from worker threads, and does nothing when none is open.
 ``in_thread`` runs blocking work on the thread pool and splits its time three ways: waiting for a
 thread (``thread-wait``), running (the phase itself) and waiting for the event loop to resume the
-request afterwards (``loop-wait``). A phase recorded twice adds up.
+request afterwards (``loop-wait``). A phase recorded twice adds up. ``gc`` (the process's garbage-collection
+pauses during the request) and nested phases (``search.index``) overlap the others.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from service.common.priority import BulkPool
 
 THREAD_WAIT = "thread-wait"
 LOOP_WAIT = "loop-wait"
+GC = "gc"  # garbage-collection pauses inside the request: they overlap its other phases
 P = ParamSpec("P")
 T = TypeVar("T")
 

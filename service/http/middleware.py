@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.common.phases import format_server_timing, open_log
+from service.common.phases import GC, format_server_timing, open_log
+from service.http.gc_pauses import PAUSES
 from service.metrics import LATENCY, PHASE_SECONDS, REQUESTS
 
 # The dashboard and the API: scripts and styles only from the service's own files (no inline script, no
@@ -91,7 +92,8 @@ class BodyLimitMiddleware:
 
 class MetricsMiddleware:
     """Count requests and time them, labelled by route template and status; time their phases
-    (``service.common.phases``) and, with ``server_timing``, tell them in a ``Server-Timing`` header."""
+    (``service.common.phases``, with the garbage-collection pauses inside them as ``gc``) and, with
+    ``server_timing``, tell them in a ``Server-Timing`` header."""
 
     def __init__(self, app: ASGIApp, server_timing: bool = True) -> None:
         self.app = app
@@ -103,11 +105,19 @@ class MetricsMiddleware:
             return
         log = open_log()
         status = 500
+        gc_before = PAUSES.total
+
+        def count_gc() -> None:
+            nonlocal gc_before
+            paused, gc_before = PAUSES.total - gc_before, PAUSES.total
+            if paused > 0:
+                log.add(GC, paused)
 
         async def record(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                count_gc()
                 if self.server_timing:
                     headers = MutableHeaders(raw=list(message.get("headers", [])))
                     headers.append("Server-Timing", format_server_timing(log.phases(), log.elapsed()))
@@ -117,6 +127,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record)
         finally:
+            count_gc()
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             LATENCY.labels(scope["method"], path).observe(log.elapsed())

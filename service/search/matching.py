@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, select
+from sqlalchemy.orm import Session, aliased
 
 from service.common.timeparse import from_ms
 from service.storage.models import Camera, Sighting, Zone
@@ -69,78 +69,68 @@ def find_matches(session: Session, sync: IndexSync, query: MatchQuery) -> Matche
     where = VectorFilter(query.store_id, query.since_ms, query.until_ms, query.zone_id)
     hits = sync.search_caught_up(session, query.store_id, query.embedding[None], query.top_k * 2, where)[0]
     hits = [h for h in hits if h.similarity >= query.min_similarity]
-    rows = {
-        r.id: r
-        for r in session.execute(
-            select(
-                Sighting.id,
-                Sighting.visitor_id,
-                Sighting.zone_id,
-                Sighting.camera_id,
-                Sighting.captured_ms,
-                Sighting.track_id,
-                Camera.name.label("camera_name"),
-            )
-            .join(Camera, Camera.id == Sighting.camera_id)
-            .where(Sighting.id.in_([h.sighting_id for h in hits]))
-        )
-    }
+    rows = _hit_rows(session, [h.sighting_id for h in hits])
+    found = [(h, rows[h.sighting_id]) for h in hits if h.sighting_id in rows][: query.top_k]
     matches = [
         Match(
-            sighting_id=h.sighting_id,
-            visitor_id=rows[h.sighting_id].visitor_id,
-            zone_id=rows[h.sighting_id].zone_id,
-            camera_id=rows[h.sighting_id].camera_id,
-            camera_name=rows[h.sighting_id].camera_name,
-            captured_at=from_ms(rows[h.sighting_id].captured_ms),
-            similarity=h.similarity,
-            track_id=rows[h.sighting_id].track_id,
+            sighting_id=hit.sighting_id,
+            visitor_id=row.visitor_id,
+            zone_id=row.zone_id,
+            camera_id=row.camera_id,
+            camera_name=row.camera_name,
+            captured_at=from_ms(row.captured_ms),
+            similarity=hit.similarity,
+            track_id=row.track_id,
         )
-        for h in hits
-        if h.sighting_id in rows
-    ][: query.top_k]
-    best: dict[int, float] = {}
-    for match in matches:
-        best.setdefault(match.visitor_id, match.similarity)
-    return Matches(matches, last_seen(session, best), sync.other_model_sightings(session, where))
-
-
-def last_seen(session: Session, best: dict[int, float]) -> list[LastSeen]:
-    """The latest sighting of each visitor (any zone), ordered like ``best``."""
-    if not best:
-        return []
-    ranked = (
-        select(
-            Sighting.visitor_id,
-            Sighting.zone_id,
-            Sighting.camera_id,
-            Sighting.captured_ms,
-            func.row_number()
-            .over(
-                partition_by=Sighting.visitor_id, order_by=(Sighting.captured_ms.desc(), Sighting.id.desc())
-            )
-            .label("rank"),
-        )
-        .where(Sighting.visitor_id.in_(list(best)))
-        .subquery()
-    )
-    rows = session.execute(
-        select(ranked, Zone.name, Camera.name.label("camera_name"))
-        .join(Zone, Zone.id == ranked.c.zone_id)
-        .join(Camera, Camera.id == ranked.c.camera_id)
-        .where(ranked.c.rank == 1)
-    ).all()
-    by_visitor = {r.visitor_id: r for r in rows}
-    return [
-        LastSeen(
-            visitor_id=visitor,
-            zone_id=by_visitor[visitor].zone_id,
-            zone_name=by_visitor[visitor].name,
-            camera_id=by_visitor[visitor].camera_id,
-            camera_name=by_visitor[visitor].camera_name,
-            captured_at=from_ms(by_visitor[visitor].captured_ms),
-            best_similarity=similarity,
-        )
-        for visitor, similarity in best.items()
-        if visitor in by_visitor
+        for hit, row in found
     ]
+    visitors: dict[int, LastSeen] = {}
+    for hit, row in found:
+        if row.visitor_id not in visitors:
+            visitors[row.visitor_id] = LastSeen(
+                visitor_id=row.visitor_id,
+                zone_id=row.last_zone_id,
+                zone_name=row.last_zone_name,
+                camera_id=row.last_camera_id,
+                camera_name=row.last_camera_name,
+                captured_at=from_ms(row.last_captured_ms),
+                best_similarity=hit.similarity,
+            )
+    return Matches(matches, list(visitors.values()), sync.other_model_sightings(session, where))
+
+
+def _hit_rows(session: Session, sighting_ids: list[int]) -> dict[int, Row]:
+    """Per hit, in one query: the sighting, its camera's name, its visitor's latest sighting (any zone)."""
+    if not sighting_ids:
+        return {}
+    hit, last, other, last_camera = aliased(Sighting), aliased(Sighting), aliased(Sighting), aliased(Camera)
+    latest_of_visitor = (
+        select(other.id)
+        .where(other.visitor_id == hit.visitor_id)
+        .order_by(other.captured_ms.desc(), other.id.desc())
+        .limit(1)
+        .correlate(hit)
+        .scalar_subquery()
+    )
+    statement = (
+        select(
+            hit.id,
+            hit.visitor_id,
+            hit.zone_id,
+            hit.camera_id,
+            hit.captured_ms,
+            hit.track_id,
+            Camera.name.label("camera_name"),
+            last.zone_id.label("last_zone_id"),
+            last.camera_id.label("last_camera_id"),
+            last.captured_ms.label("last_captured_ms"),
+            Zone.name.label("last_zone_name"),
+            last_camera.name.label("last_camera_name"),
+        )
+        .join(Camera, Camera.id == hit.camera_id)
+        .join(last, last.id == latest_of_visitor)
+        .join(Zone, Zone.id == last.zone_id)
+        .join(last_camera, last_camera.id == last.camera_id)
+        .where(hit.id.in_(sighting_ids))
+    )
+    return {row.id: row for row in session.execute(statement)}

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
+from service.app import create_app
 from service.common.phases import (
     format_server_timing,
     in_thread,
@@ -17,6 +21,8 @@ from service.common.phases import (
     phase,
     record_phase,
 )
+from service.http.gc_pauses import PAUSES
+from service.http.middleware import MetricsMiddleware
 from service.storage.db import migrate
 
 MATCH_PHASES = {
@@ -33,6 +39,7 @@ MATCH_PHASES = {
     "loop-wait",
     "app",
 }
+OVERLAPPING = {"app", "gc"}  # the whole, and garbage-collection pauses that fell inside any phase
 
 
 def test_a_search_answer_says_where_its_time_went(database_url, settings_for, start_app, helpers, cast):
@@ -50,7 +57,9 @@ def test_a_search_answer_says_where_its_time_went(database_url, settings_for, st
     assert set(phases) >= MATCH_PHASES, found.headers["server-timing"]
     assert all(seconds >= 0 for seconds in phases.values())
     assert phases["embed"] > 0 and phases["app"] <= client_seconds
-    top_level = sum(seconds for name, seconds in phases.items() if "." not in name and name != "app")
+    top_level = sum(
+        seconds for name, seconds in phases.items() if "." not in name and name not in OVERLAPPING
+    )
     assert top_level <= phases["app"] * 1.01 + 0.001, "phases follow one another: they fit in the whole"
     assert phases["search.catch-up"] + phases["search.index"] <= phases["search"] + 0.001
 
@@ -62,7 +71,7 @@ def test_server_timing_can_be_turned_off(settings_for, start_app, tmp_path):
     url = f"sqlite:///{tmp_path / 'reid.db'}"
     migrate(url)
     on = start_app(settings_for(url, index_dir=tmp_path / "on"))
-    assert parse_server_timing(on.get("/healthz").headers["server-timing"]).keys() == {"app"}
+    assert parse_server_timing(on.get("/healthz").headers["server-timing"]).keys() - {"gc"} == {"app"}
     off = start_app(settings_for(url, server_timing=False))
     answer = off.get("/healthz")
     assert answer.status_code == 200 and "server-timing" not in answer.headers
@@ -136,4 +145,30 @@ def test_answers_refused_before_any_work_tell_only_their_total(settings_for, sta
 
     assert (wrong_key.status_code, too_large.status_code) == (401, 413)
     for answer in (wrong_key, too_large):
-        assert parse_server_timing(answer.headers["server-timing"]).keys() == {"app"}
+        assert parse_server_timing(answer.headers["server-timing"]).keys() - {"gc"} == {"app"}
+
+
+def test_a_garbage_collection_during_a_request_is_in_its_profile_and_in_metrics():
+    async def collecting(scope, receive, send):
+        gc.collect()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    PAUSES.install()
+    client = TestClient(MetricsMiddleware(collecting))
+    before = REGISTRY.get_sample_value("reid_gc_pause_seconds_count", {"generation": "2"}) or 0
+
+    phases = parse_server_timing(client.get("/").headers["server-timing"])
+
+    assert 0 < phases["gc"] <= phases["app"]
+    assert REGISTRY.get_sample_value("reid_gc_pause_seconds_count", {"generation": "2"}) > before
+
+
+def test_a_serving_app_keeps_its_startup_objects_out_of_the_collector(settings_for, loaded_model, tmp_path):
+    url = f"sqlite:///{tmp_path / 'reid.db'}"
+    migrate(url)
+    with TestClient(create_app(settings_for(url), loaded_model)) as client:
+        assert client.get("/healthz").status_code == 200
+        frozen_while_serving = gc.get_freeze_count()
+    assert frozen_while_serving > 10_000, "modules, the model and the app are frozen at startup"
+    assert gc.get_freeze_count() == 0, "and given back to the collector at shutdown"
