@@ -2,8 +2,8 @@
 pauses that fell inside it (phase ``gc``) and ``/metrics`` their durations by generation.
 
 ``freeze_startup_objects`` moves what startup built (modules, the model, the app) out of the collector's
-reach: those objects live as long as the process, and walking them made every full collection cost tens
-of milliseconds in whichever requests were running.
+reach: those objects live as long as the process, and walking them made every full collection cost about
+200 ms (2-core machine) in whichever requests were running.
 """
 
 from __future__ import annotations
