@@ -109,7 +109,8 @@ class MetricsMiddleware:
 
         def count_gc() -> None:
             nonlocal gc_before
-            paused, gc_before = PAUSES.total - gc_before, PAUSES.total
+            now = PAUSES.total
+            paused, gc_before = now - gc_before, now
             if paused > 0:
                 log.add(GC, paused)
 
